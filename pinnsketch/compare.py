@@ -1,0 +1,138 @@
+"""``pinnsketch compare``: the same run with exact and sketched data-term gradients.
+
+Every mode trains from the same seed, so the same initial network, observations and
+collocation points; only how the ``data`` term's weight gradients are formed differs.
+Writes ``comparison.png`` (residual loss, data loss, rel L2 and — for identification —
+coefficient errors against step, all modes side by side), ``comparison.md`` and
+``comparison.json`` (final errors, wall time, saved-activation bytes of the data term).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pinnsketch.config import ConfigError, RunConfig, TermGradientConfig
+
+__all__ = ["MODES", "compare", "parse_modes", "saved_tensor_bytes"]
+
+# mode name -> (gradient, variant) of the data term
+MODES: dict[str, tuple[str, str]] = {
+    "exact": ("exact", "batch"),
+    "sketched": ("sketched", "batch"),
+    "sketched-batch": ("sketched", "batch"),
+    "sketched-ema": ("sketched", "ema"),
+}
+
+
+def parse_modes(modes: str, ranks: str | None) -> list[tuple[str, int | None]]:
+    """``"exact,sketched"`` and ``"2,8"`` → [("exact", None), ("sketched", 2), …]."""
+    names = [m.strip() for m in modes.split(",") if m.strip()]
+    for name in names:
+        if name not in MODES:
+            raise ConfigError(f"--modes: got {name!r} (allowed: {', '.join(MODES)})")
+    try:
+        rank_list = [int(r) for r in ranks.split(",")] if ranks else [None]
+    except ValueError:
+        raise ConfigError(f"--ranks: got {ranks!r}, expected comma-separated integers") from None
+    if any(r is not None and r < 1 for r in rank_list):
+        raise ConfigError(f"--ranks: got {ranks!r}, ranks must be >= 1")
+    out = []
+    for name in names:
+        for rank in ([None] if MODES[name][0] == "exact" else rank_list):
+            out.append((name, rank))
+    return out
+
+
+def _mode_config(config: RunConfig, name: str, rank: int | None) -> RunConfig:
+    gradient, variant = MODES[name]
+    base = config.terms.get("data", TermGradientConfig())
+    data = dataclasses.replace(base, gradient=gradient, variant=variant,
+                               rank=rank if rank is not None else base.rank)
+    return dataclasses.replace(config, terms={**config.terms, "data": data})
+
+
+def saved_tensor_bytes(config: RunConfig) -> int:
+    """Bytes autograd saves for the backward of the data term's loss under ``config``.
+
+    Counted with ``torch.autograd.graph.saved_tensors_hooks`` over one forward of the data
+    term (distinct storages only, so views of one tensor are counted once). Depends on
+    shapes and mode, not on the weights, so a freshly built trainer measures it.
+    """
+    from pinnsketch.api import build_trainer
+
+    trainer = build_trainer(config)
+    storages: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor):
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        trainer.losses()["data"]
+    return sum(storages.values())
+
+
+def compare(config: RunConfig, modes: list[tuple[str, int | None]], out: Path) -> list[dict[str, Any]]:
+    """Train every mode into ``out/<mode>[-r<rank>]`` and write the comparison files."""
+    from pinnsketch.api import train
+
+    if config.problem.observations.count == 0:
+        raise ConfigError("problem.observations.count: got 0; compare needs a data term")
+    out = Path(out)
+    rows = []
+    for name, rank in modes:
+        label = name if rank is None else f"{name}-r{rank}"
+        mode_config = _mode_config(config, name, rank)
+        run = train(mode_config, out=out / label)
+        summary = run.summary
+        rows.append({"mode": label, "rel_l2": summary["rel_l2"],
+                     "pde_loss": summary["final_losses"].get("pde"),
+                     "data_loss": summary["final_losses"].get("data"),
+                     **{k: v for k, v in summary.items() if k.startswith("lambda")},
+                     "wall_s": summary["wall_s"], "saved_bytes": saved_tensor_bytes(mode_config),
+                     "metrics": run.metrics})
+    _write_tables(rows, out)
+    _plot(rows, out / "comparison.png")
+    return rows
+
+
+def _write_tables(rows: list[dict[str, Any]], out: Path) -> None:
+    table = [{k: v for k, v in row.items() if k != "metrics"} for row in rows]
+    (out / "comparison.json").write_text(json.dumps(table, indent=2) + "\n")
+    keys = list(table[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for row in table:
+        cells = [f"{v:.3e}" if isinstance(v, float) else str(v) for v in row.values()]
+        lines.append("| " + " | ".join(cells) + " |")
+    (out / "comparison.md").write_text("\n".join(lines) + "\n")
+
+
+def _plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("residual loss", lambda m: m["loss"].get("pde")),
+              ("data loss", lambda m: m["loss"].get("data")),
+              ("relative L2 error", lambda m: m["rel_l2"])]
+    if "lambda1_error" in rows[0]["metrics"][-1]:
+        panels += [("λ₁ error", lambda m: m["lambda1_error"]),
+                   ("λ₂ relative error", lambda m: m["lambda2_error"])]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8),
+                             constrained_layout=True)
+    for ax, (title, value) in zip(axes, panels):
+        for row in rows:
+            steps = [m["step"] for m in row["metrics"]]
+            ax.semilogy(steps, [value(m) for m in row["metrics"]], label=row["mode"])
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

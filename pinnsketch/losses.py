@@ -1,0 +1,19 @@
+"""Per-term mean-squared losses from a residual dict, and their weighted total."""
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+
+__all__ = ["term_losses", "weighted_total"]
+
+
+def term_losses(residuals: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """L_τ = mean_i r_τ,i² for each term τ; scalar tensors, graph kept."""
+    return {term: r.square().mean() for term, r in residuals.items()}
+
+
+def weighted_total(losses: Mapping[str, torch.Tensor],
+                   weights: Mapping[str, float]) -> torch.Tensor:
+    """Σ_τ w_τ L_τ with ``weights`` holding every term's weight."""
+    return sum(weights[term] * loss for term, loss in losses.items())

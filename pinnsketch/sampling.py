@@ -1,0 +1,73 @@
+"""Collocation sampling on the unit cube: uniform random, Latin hypercube, scrambled Sobol.
+
+All randomness comes from a passed-in ``torch.Generator``; quasi-random samplers draw their
+scipy seed from it, so one generator state fixes every point set (and is checkpointed).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy.stats import qmc
+
+from pinnsketch.domain import Domain
+
+__all__ = ["UNIT_SAMPLERS", "Sampler"]
+
+
+def _scipy_rng(generator: torch.Generator) -> np.random.Generator:
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    return np.random.default_rng(seed)
+
+
+def _uniform(n: int, d: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.rand(n, d, generator=generator, dtype=torch.float64)
+
+
+def _latin_hypercube(n: int, d: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.from_numpy(qmc.LatinHypercube(d, rng=_scipy_rng(generator)).random(n))
+
+
+def _sobol(n: int, d: int, generator: torch.Generator) -> torch.Tensor:
+    # Draw the next power of two (Sobol's balance holds there) and keep the first n.
+    m = max(0, math.ceil(math.log2(n)))
+    points = qmc.Sobol(d, scramble=True, rng=_scipy_rng(generator)).random_base2(m)
+    return torch.from_numpy(points[:n])
+
+
+UNIT_SAMPLERS: dict[str, Callable[[int, int, torch.Generator], torch.Tensor]] = {
+    "uniform": _uniform,
+    "lhs": _latin_hypercube,
+    "sobol": _sobol,
+}
+
+
+class Sampler:
+    """Draws point sets on a domain's measures.
+
+    Args:
+        domain: where the points live.
+        method: a name in :data:`UNIT_SAMPLERS`.
+        generator: the only source of randomness (CPU generator).
+
+    All points are float64 on the CPU; the trainer casts and moves them once per draw.
+    """
+
+    def __init__(self, domain: Domain, method: str, generator: torch.Generator):
+        if method not in UNIT_SAMPLERS:
+            raise ValueError(f"sampling method {method!r} is not one of {sorted(UNIT_SAMPLERS)}")
+        self.domain = domain
+        self.generator = generator
+        self._unit = UNIT_SAMPLERS[method]
+
+    def interior(self, n: int) -> torch.Tensor:
+        return self.domain.interior(self._unit(n, self.domain.dim, self.generator))
+
+    def boundary(self, n: int) -> torch.Tensor:
+        unit = self._unit(n, self.domain.dim, self.generator)
+        return self.domain.boundary(unit, self.generator)
+
+    def initial(self, n: int) -> torch.Tensor:
+        return self.domain.initial(self._unit(n, self.domain.dim, self.generator))

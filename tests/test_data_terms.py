@@ -1,0 +1,89 @@
+"""Observation data, the data term and Burgers parameter identification."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import pinnsketch
+from conftest import tiny_overrides
+from pinnsketch.config import ConfigError, ObservationConfig
+from pinnsketch.problems import Burgers, BurgersIdentification, Heat1D, make_observations
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.05], ids=["clean", "noisy"])
+def test_observations_sample_the_reference_with_stated_noise(noise):
+    problem = Heat1D()
+    rows = make_observations(problem, ObservationConfig(count=4000, noise=noise),
+                             torch.Generator().manual_seed(0))
+    points, values = rows[:, :-1].numpy(), rows[:, -1].numpy()
+    exact = problem.reference(points)
+    deviation = values - exact
+    if noise == 0:
+        assert np.abs(deviation).max() == 0
+    else:
+        # Sample std of 4000 Gaussian draws is within ~3% of the true one (2.3 sigma ≈ 5%).
+        assert deviation.std() == pytest.approx(noise * exact.std(), rel=0.05)
+
+
+def test_identification_residual_with_true_coefficients_is_the_burgers_residual():
+    forward, inverse = Burgers(), BurgersIdentification()
+    with torch.no_grad():
+        inverse.lambda1.fill_(1.0)
+        inverse.lambda2.fill_(forward.options.nu)
+    g = torch.Generator().manual_seed(0)
+    z = forward.domain.interior(torch.rand(300, 2, generator=g, dtype=torch.float64)).requires_grad_(True)
+    model = lambda p: torch.tanh(3 * p[:, 0] - p[:, 1]) * torch.cos(p[:, 1])
+    torch.testing.assert_close(inverse.pde_residual(model, z), forward.pde_residual(model, z),
+                               rtol=0, atol=1e-14)
+
+
+def test_data_term_residual_is_model_minus_observation():
+    problem = Heat1D()
+    rows = torch.tensor([[0.25, 0.5, 2.0], [0.75, 0.1, -1.0]], dtype=torch.float64)
+    model = lambda p: p.sum(dim=1)
+    residual = problem.residuals(model, {"data": rows})["data"]
+    torch.testing.assert_close(residual, torch.tensor([0.75 - 2.0, 0.85 + 1.0], dtype=torch.float64))
+
+
+def test_identification_learns_coefficients_and_checkpoints_them(tmp_path):
+    config = pinnsketch.load_config(ROOT / "problems" / "burgers_identification.yaml",
+                                    tiny_overrides(40, 20) + ["problem.observations.count=200"])
+    run = pinnsketch.train(config, out=tmp_path / "id")
+    summary = run.summary
+    assert summary["lambda1"] != 0.0 and summary["lambda2"] != 0.0  # they moved from the start
+    assert summary["lambda1_error"] == pytest.approx(abs(summary["lambda1"] - 1.0))
+    loaded = pinnsketch.load_run(tmp_path / "id")
+    assert loaded.problem.metrics()["lambda1"] == summary["lambda1"]
+    assert "lambda1" in run.metrics[-1]
+
+
+def test_identification_without_data_is_a_config_error(tmp_path):
+    config = pinnsketch.load_config(ROOT / "problems" / "burgers_identification.yaml",
+                                    ["problem.observations.count=0"])
+    with pytest.raises(ConfigError, match="problem.observations.count"):
+        pinnsketch.train(config, out=tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+
+
+def test_only_the_data_term_can_be_sketched(tmp_path):
+    config = pinnsketch.load_config(ROOT / "problems" / "heat_data.yaml",
+                                    ["terms={pde: {gradient: sketched}}"])
+    with pytest.raises(ConfigError, match="terms.pde.gradient"):
+        pinnsketch.train(config, out=tmp_path / "never")
+
+
+def test_compare_modes_parse_and_reject_unknown_names():
+    from pinnsketch.compare import parse_modes
+
+    assert parse_modes("exact,sketched", "2,8") == [("exact", None), ("sketched", 2), ("sketched", 8)]
+    assert parse_modes("sketched-ema", None) == [("sketched-ema", None)]
+    with pytest.raises(ConfigError, match="allowed: exact, sketched"):
+        parse_modes("exact,sketchy", None)
+    with pytest.raises(ConfigError, match="--ranks"):
+        parse_modes("sketched", "two")

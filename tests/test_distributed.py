@@ -1,0 +1,74 @@
+"""Two gloo processes on localhost train one model: identical on both ranks, and equal to a
+single process whose batch is the union of the two shards."""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import pinnsketch
+from conftest import tiny_overrides
+from pinnsketch.api import build_trainer
+from pinnsketch.distributed import init_from_environment
+
+ROOT = Path(__file__).resolve().parents[1]
+OVERRIDES = tiny_overrides() + ["model.hard_constraints=false", "train.dtype=float64",
+                                "sampling.adaptive=none", "sampling.resample_every=0"]
+ADAM_STEPS, LBFGS_CHUNKS = 6, 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _train(trainer) -> None:
+    for _ in range(ADAM_STEPS):
+        trainer.adam_step()
+    for _ in range(LBFGS_CHUNKS):
+        trainer.lbfgs_chunk(3)
+
+
+def _worker(rank: int, world: int, port: int, out: str, fail_rank: int) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world),
+                      RANK=str(rank), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    config = pinnsketch.load_config(ROOT / "problems" / "burgers.yaml", OVERRIDES)
+    context = init_from_environment("gloo", torch.device("cpu"), timeout_s=60)
+    trainer = build_trainer(config, context)
+    batch = {t: p.clone() for t, p in trainer._batch64.items()}
+    if rank == fail_rank:
+        raise RuntimeError(f"rank {rank} fails on purpose")
+    _train(trainer)
+    torch.save({"batch": batch, "params": [p.detach().clone() for p in trainer.parameters]},
+               Path(out) / f"rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_two_ranks_match_single_process_on_the_union(tmp_path):
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), -1), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    for a, b in zip(ranks[0]["params"], ranks[1]["params"]):
+        assert torch.equal(a, b)  # same averaged gradients: bitwise identical steps
+    assert not torch.equal(ranks[0]["batch"]["pde"], ranks[1]["batch"]["pde"])  # own shards
+
+    config = pinnsketch.load_config(ROOT / "problems" / "burgers.yaml", OVERRIDES)
+    single = build_trainer(config)
+    single._batch64 = {t: torch.cat([r["batch"][t] for r in ranks]) for t in ranks[0]["batch"]}
+    single._cast_batch()
+    _train(single)
+    for distributed_param, single_param in zip(ranks[0]["params"], single.parameters):
+        # Mean of two shard means vs one mean over the union: round-off apart.
+        torch.testing.assert_close(distributed_param, single_param.detach(), rtol=1e-9, atol=1e-11)
+
+
+def test_one_failing_rank_ends_all_without_hanging(tmp_path):
+    with pytest.raises(mp.ProcessRaisedException, match="fails on purpose"):
+        mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), 1), nprocs=2, join=True)
+    assert not (tmp_path / "rank0.pt").exists()
