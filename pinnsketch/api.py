@@ -259,6 +259,9 @@ class _Loop:
         while trainer.lbfgs_done < cfg.lbfgs_steps and trainer.lbfgs_stop is None:
             chunk = min(cfg.eval_every - trainer.step % cfg.eval_every,
                         cfg.lbfgs_steps - trainer.lbfgs_done)
+            every = self.config.sampling.lbfgs_resample_every
+            if every:  # end chunks where the points are redrawn
+                chunk = min(chunk, every - trainer.lbfgs_done % every)
             before = trainer.step
             tic = time.perf_counter()
             reason = trainer.lbfgs_chunk(chunk)

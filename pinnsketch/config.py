@@ -124,6 +124,8 @@ class SamplingConfig:
             uniform candidates with probability ∝ |r|/mean|r| + 1, at every resample and
             once more before L-BFGS.
         adaptive_candidates: size of the candidate pool for ``rad``.
+        lbfgs_resample_every: draw fresh points every this many L-BFGS iterations and
+            restart its curvature history (pairs from other points would mislead it); 0 never.
     """
 
     method: str = _option("lhs", choices=("uniform", "lhs", "sobol"))
@@ -133,6 +135,7 @@ class SamplingConfig:
     resample_every: int = _option(0, low=0)
     adaptive: str = _option("none", choices=("none", "rad"))
     adaptive_candidates: int = _option(20000, low=1)
+    lbfgs_resample_every: int = _option(0, low=0)
 
 
 @dataclass(frozen=True)

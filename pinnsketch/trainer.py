@@ -233,8 +233,13 @@ class Trainer:
             last.update(losses=reported, total=total)
             return total
 
-        if self.lbfgs_done == 0 and self.sampling.adaptive == "rad" and not self.lbfgs.state:
+        every = self.sampling.lbfgs_resample_every
+        adaptive = self.sampling.adaptive == "rad"
+        if self.lbfgs_done == 0 and adaptive and not self.lbfgs.state:
             self._draw_batch(adaptive=True)  # L-BFGS keeps one batch: make it the best one
+        elif every and self.lbfgs_done and self.lbfgs_done % every == 0 and self.lbfgs.state:
+            self._draw_batch(adaptive=adaptive)
+            self.lbfgs.state.clear()  # curvature pairs belong to the old points
         group = self.lbfgs.param_groups[0]
         group["max_iter"] = iterations
         # Iterations are the budget; each strong-Wolfe line search is capped at 25

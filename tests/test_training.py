@@ -17,7 +17,8 @@ from pinnsketch.trainer import NonFiniteLoss, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 BURGERS = ROOT / "problems" / "burgers.yaml"
-SOFT = ["model.hard_constraints=false", "train.dtype=float64", "sampling.resample_every=7"]
+SOFT = ["model.hard_constraints=false", "train.dtype=float64", "sampling.resample_every=7",
+        "sampling.lbfgs_resample_every=10"]
 
 
 def _config(adam: int, lbfgs: int, extra: list[str] = ()):
