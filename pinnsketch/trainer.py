@@ -75,7 +75,8 @@ class Trainer:
         self.sampler = Sampler(problem.domain, sampling.method, self.generator)
         self.observations = observations
         self.adam = torch.optim.Adam(self.parameters, lr=train.lr)
-        self.schedule = torch.optim.lr_scheduler.StepLR(
+        # A constant rate needs no scheduler (and its per-step bookkeeping).
+        self.schedule = None if train.lr_decay == 1.0 else torch.optim.lr_scheduler.StepLR(
             self.adam, step_size=train.lr_decay_every, gamma=train.lr_decay)
         self.lbfgs = torch.optim.LBFGS(
             self.parameters, lr=1.0, max_iter=train.eval_every,
@@ -189,10 +190,13 @@ class Trainer:
         losses = self.losses()
         total = weighted_total(losses, self.weights)
         reported = self._global_losses(losses)
-        self._check_finite(weighted_total(reported, self.weights), reported)
+        reported_total = (total.detach() if self.distributed is None
+                          else weighted_total(reported, self.weights))
+        self._check_finite(reported_total, reported)
         self._backward(losses, total)
         self.adam.step()
-        self.schedule.step()
+        if self.schedule is not None:
+            self.schedule.step()
         self.step += 1
         self.adam_done += 1
         return reported
@@ -288,7 +292,8 @@ class Trainer:
             "model": self.model.state_dict(),
             "extra_parameters": [p.detach().clone() for p in
                                  self.parameters[len(list(self.model.parameters())):]],
-            "adam": self.adam.state_dict(), "schedule": self.schedule.state_dict(),
+            "adam": self.adam.state_dict(),
+            "schedule": self.schedule.state_dict() if self.schedule is not None else None,
             "lbfgs": self.lbfgs.state_dict(), "generator": self.generator.get_state(),
             "batch": {t: p.clone() for t, p in self._batch64.items()},
         }
@@ -309,7 +314,8 @@ class Trainer:
             for p, saved in zip(self.parameters[n_model:], state["extra_parameters"]):
                 p.copy_(saved)
         self.adam.load_state_dict(state["adam"])
-        self.schedule.load_state_dict(state["schedule"])
+        if self.schedule is not None:
+            self.schedule.load_state_dict(state["schedule"])
         self.lbfgs.load_state_dict(state["lbfgs"])
         self.generator.set_state(state["generator"])
         self._batch64 = {t: p.clone() for t, p in state["batch"].items()}

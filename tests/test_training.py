@@ -18,7 +18,7 @@ from pinnsketch.trainer import NonFiniteLoss, Trainer
 ROOT = Path(__file__).resolve().parents[1]
 BURGERS = ROOT / "problems" / "burgers.yaml"
 SOFT = ["model.hard_constraints=false", "train.dtype=float64", "sampling.resample_every=7",
-        "sampling.lbfgs_resample_every=10"]
+        "sampling.lbfgs_resample_every=10", "train.lr_decay=0.9", "train.lr_decay_every=5"]
 
 
 def _config(adam: int, lbfgs: int, extra: list[str] = ()):
