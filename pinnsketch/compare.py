@@ -72,8 +72,9 @@ def saved_tensor_bytes(config: RunConfig) -> int:
         storages[storage.data_ptr()] = storage.nbytes()
         return tensor
 
+    forward = trainer.model if trainer.sketched_data is None else trainer._sketched_forward
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        trainer.losses()["data"]
+        trainer.problem.residuals(forward, {"data": trainer.batch["data"]})["data"].square().mean()
     return sum(storages.values())
 
 

@@ -87,3 +87,20 @@ def test_compare_modes_parse_and_reject_unknown_names():
         parse_modes("exact,sketchy", None)
     with pytest.raises(ConfigError, match="--ranks"):
         parse_modes("sketched", "two")
+
+
+def test_compare_runs_modes_side_by_side_and_measures_saved_memory(tmp_path):
+    from pinnsketch.compare import compare, parse_modes
+
+    config = pinnsketch.load_config(
+        ROOT / "problems" / "burgers_identification.yaml",
+        tiny_overrides(10, 0) + ["model.width=32", "problem.observations.count=400",
+                                 "output.plots=false"])
+    rows = compare(config, parse_modes("exact,sketched", "2"), tmp_path)
+    assert [r["mode"] for r in rows] == ["exact", "sketched-r2"]
+    for name in ("comparison.png", "comparison.md", "comparison.json"):
+        assert (tmp_path / name).is_file()
+    # Same seed, same points: the first evaluation (step 10) differs only through the data
+    # gradients, and the sketched graph keeps rank-2 factors instead of 400×32 activations.
+    assert rows[1]["saved_bytes"] < 0.6 * rows[0]["saved_bytes"]
+    assert rows[0]["metrics"][0]["step"] == rows[1]["metrics"][0]["step"] == 10

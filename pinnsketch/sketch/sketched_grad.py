@@ -6,19 +6,17 @@ layer's forward keeps only a rank-r factorisation ``Â = L Rᵀ`` (L: N×r, R: d
 three-sketch of ``A`` (Tropp, Yurtsever, Udell, Cevher 2019), and the backward forms
 ``Gyᵀ Â = (Gyᵀ L) Rᵀ`` in O(N r d_out + d_out r d_in) without any N×d_in or N×N matrix.
 
-What stays exact and what does not:
-
-- the forward values (the loss is exact; only its weight gradients are approximated),
-- the bias gradients ``Σ_i Gy_i``,
-- ``∂L/∂A = Gy W`` given ``Gy`` (needs W, not A).
+What stays exact: the forward values (the loss itself); and, given a layer's ``Gy``, its
+bias gradient ``Σ_i Gy_i`` and input gradient ``Gy W`` (they need W, not A). The output
+layer's ``Gy`` is exact, so its bias gradient is exact at any rank.
 
 The tanh between two Linear layers is fused into the next layer: its own autograd would
 keep its output, which *is* the next layer's input, so sketching that input would save
-nothing. The fused backward takes tanh′ = 1 − Â² from the same factors, so for the layers
-below the last one ``Gy`` — and through it the input gradients — is approximate too; all
-of it is exact once rank(A) ≤ r. Other activations (sin, gelu, silu, softplus) keep their
-own exact autograd, which saves their N×d input: there only the Linear input is saved in
-sketched form, about half the activation memory.
+nothing. The fused backward takes tanh′ = 1 − clamp(Â, −1, 1)² from the same factors, so
+below the output layer ``Gy`` — and with it the bias and input gradients — carries the
+sketch error too; everything is exact once rank(A) ≤ r. Other activations (sin, gelu,
+silu, softplus) keep their own exact autograd, which saves their N×d input: there only
+the Linear input is saved in sketched form, about half the activation memory.
 
 The first Linear layer (its input is the d_0 normalised coordinates) and any layer with
 ``rank >= d_in`` keep their input exactly: a rank-r factorisation would be no smaller, and
@@ -38,9 +36,9 @@ Variants (``variant=``):
 Memory, per sketched layer with k = 2r+1 and s = 2k+1 (the "rol" sizes):
 saved by the graph r(N + d_in) numbers instead of N·d_in (both also save the weight, a
 parameter); transient in forward Y (N×k) and the test matrices ((k+s)(N + d_in)); state
-kept between steps none (``batch``) or the ThreeSketch state (``ema``: k(N + d_in) + s²
-sketches plus its test matrices; see :meth:`SketchedGradient.nbytes`). Nothing grows with
-the number of steps.
+kept between steps none (``batch``) or the ThreeSketch (``ema``: k(N + d_in) + s² sketch
+numbers plus (k + s)(N + d_in) of stored test matrices — the N-sized Υ and Φ dominate; see
+:meth:`SketchedGradient.nbytes`). Nothing grows with the number of steps.
 """
 from __future__ import annotations
 
@@ -51,11 +49,14 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
+from pinnsketch.sketch.three_sketch import ThreeSketch
+
 if TYPE_CHECKING:
     from pinnsketch.model import PINN
     from pinnsketch.sketch.rank import RankController
 
-__all__ = ["VARIANTS", "SketchedGradient"]
+__all__ = ["VARIANTS", "SketchedGradient", "SketchedLinearFunction", "one_pass_factors",
+           "truncation_errors"]
 
 # variant name -> what it sketches (also the list shown in error messages)
 VARIANTS: dict[str, str] = {
@@ -69,40 +70,8 @@ Factorize = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 # ------------------------------------------------------------------------------------------
 # The sketch of one activation matrix
 # ------------------------------------------------------------------------------------------
-def sketch_sizes(rank: int) -> tuple[int, int]:
-    """Range/co-range size k = 2r+1 and core size s = 2k+1 (the "rol" preset of METHOD §2)."""
-    k = 2 * rank + 1
-    return k, 2 * k + 1
-
-
-def _orth(y: torch.Tensor) -> torch.Tensor:
-    """Orthonormal basis (m×min(m, k)) whose span contains the columns of ``y`` (m×k)."""
-    return torch.linalg.qr(y, mode="reduced").Q
-
-
-def _lstsq_qr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """a⁺ b for a tall, full-column-rank ``a`` through a = QR: R⁻¹ Qᵀ b (no pseudo-inverse)."""
-    q, r = torch.linalg.qr(a, mode="reduced")
-    return torch.linalg.solve_triangular(r, q.mT @ b, upper=True)
-
-
-def core_from_sketches(q: torch.Tensor, p: torch.Tensor, z: torch.Tensor, phi: torch.Tensor,
-                       psi: torch.Tensor) -> torch.Tensor:
-    """C = (ΦQ)⁺ Z ((ΨP)⁺)ᵀ by two least-squares solves (Tropp et al. 2019, eq. 4.3).
-
-    Args:
-        q: range basis Q (m×k); p: co-range basis P (n×k'); z: core sketch Z = ΦAΨᵀ (s×s);
-        phi: Φ (s×m); psi: Ψ (s×n).
-
-    Returns:
-        C (k×k'), with Â = Q C Pᵀ.
-    """
-    left = _lstsq_qr(phi @ q, z)                 # (ΦQ)⁺ Z            : k×s
-    return _lstsq_qr(psi @ p, left.mT).mT        # ((ΨP)⁺ ((ΦQ)⁺Z)ᵀ)ᵀ : k×k'
-
-
-def truncate(q: torch.Tensor, core: torch.Tensor, p: torch.Tensor,
-             rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _truncate(q: torch.Tensor, core: torch.Tensor, p: torch.Tensor,
+              rank: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Factors of Q [[C]]_r Pᵀ: ``left = Q U_r Σ_r`` (m×r), ``right = P V_r`` (n×r).
 
     The SVD is of the small core only (k×k), so this costs O((m + n) k r + k³).
@@ -112,11 +81,39 @@ def truncate(q: torch.Tensor, core: torch.Tensor, p: torch.Tensor,
     return q @ (u[:, :r] * sigma[:r]), p @ vh[:r].mT
 
 
+def truncation_errors(a: torch.Tensor, q: torch.Tensor, core: torch.Tensor,
+                      p: torch.Tensor) -> torch.Tensor:
+    """Exact ‖A − Q [[C]]_j Pᵀ‖_F / ‖A‖_F for every truncation rank j = 1..K, shape (K,).
+
+    With Q, P orthonormal and C = U Σ Vᵀ (K singular values),
+    ‖A − Q C_j Pᵀ‖² = ‖A‖² − Σ_{i≤j} σ_i (2 u_iᵀ M v_i − σ_i) with M = QᵀAP (k×k): one
+    O(N d k) product, no N×d residual. Square-root of a difference: entries below ~1e-8
+    are round-off. Feeds :meth:`pinnsketch.sketch.rank.RankController.step` as a profile.
+
+    Args:
+        a: A (N×d); q: Q (N×k); core: C (k×k'); p: P (d×k').
+    """
+    u, sigma, vh = torch.linalg.svd(core, full_matrices=False)
+    m = (q.mT @ a) @ p
+    gains = sigma * (2.0 * ((u.mT @ m) * vh).sum(1) - sigma)
+    energy = a.square().sum()
+    return ((energy - gains.cumsum(0)).clamp_min(0.0) / energy).sqrt()
+
+
+def _one_pass_sketch(a: torch.Tensor, rank: int, generator: torch.Generator) -> ThreeSketch:
+    """A :class:`ThreeSketch` of ``a`` alone: β = 0 keeps only the latest matrix."""
+    sketch = ThreeSketch(a.shape[0], a.shape[1], rank, generator=generator, beta=0.0,
+                         preset="rol", error_probes=0, dtype=a.dtype, device=a.device)
+    sketch.update(a)
+    return sketch
+
+
 def one_pass_factors(a: torch.Tensor, rank: int,
                      generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Rank-r factors of the three-sketch reconstruction of ``a`` from one pass over it.
 
-    Steps (Tropp et al. 2019, §3–4, with the "rol" sizes k = 2r+1, s = 2k+1):
+    Steps (Tropp et al. 2019, §3–4; :class:`ThreeSketch` with β = 0, "rol" sizes
+    k = 2r+1, s = 2k+1, both clipped to min(N, d)):
       1. Draw Υ (k×N), Ω (k×d), Φ (s×N), Ψ (s×d) i.i.d. standard normal from ``generator``.
       2. Sketch: Y = AΩᵀ (N×k), X = ΥA (k×d), Z = ΦAΨᵀ (s×s).
       3. Q = orth(Y), P = orth(Xᵀ); C = (ΦQ)⁺ Z ((ΨP)⁺)ᵀ by QR solves.
@@ -126,27 +123,14 @@ def one_pass_factors(a: torch.Tensor, rank: int,
     numbers and the sketches; the result is r(N + d) numbers.
 
     Args:
-        a: the matrix A (N×d), any float dtype.
-        rank: r ≥ 1.
-        generator: source of the test matrices (advanced by (k + s)(N + d) normals).
+        a: the matrix A (N×d), float32 or float64.
+        rank: r in [1, min(N, d)].
+        generator: source of the test matrices.
 
     Returns:
         ``(left (N×r), right (d×r))`` in ``a``'s dtype and device.
     """
-    n_rows, n_cols = a.shape
-    k, s = sketch_sizes(rank)
-
-    def gaussian(rows: int, cols: int) -> torch.Tensor:
-        # Drawn where the generator lives, then moved: a CPU generator serves any device.
-        out = torch.randn(rows, cols, generator=generator, dtype=a.dtype, device=generator.device)
-        return out.to(a.device)
-
-    upsilon, omega = gaussian(k, n_rows), gaussian(k, n_cols)
-    phi, psi = gaussian(s, n_rows), gaussian(s, n_cols)
-    q = _orth(a @ omega.mT)                       # Y = AΩᵀ
-    p = _orth((upsilon @ a).mT)                   # X = ΥA
-    core = core_from_sketches(q, p, phi @ a @ psi.mT, phi, psi)
-    return truncate(q, core, p, rank)
+    return _truncate(*_one_pass_sketch(a, rank, generator).reconstruct(), rank)
 
 
 # ------------------------------------------------------------------------------------------
@@ -159,7 +143,7 @@ class SketchedLinearFunction(torch.autograd.Function):
     ``A = act(x)`` (N×d_in), keeps only ``factorize(A) = (L (N×r), R (d_in×r))`` and W, and
     returns the exact ``y`` (N×d_out). The backward returns
     ``∂/∂W = (Gyᵀ L) Rᵀ``, ``∂/∂b = Σ_i Gy_i`` (exact) and ``∂/∂x = (Gy W) ⊙ act′`` with
-    act′ = 1 − (L Rᵀ)² for tanh (an N×d_in transient) and 1 for the identity.
+    act′ = 1 − clamp(L Rᵀ, −1, 1)² for tanh (an N×d_in transient) and 1 for the identity.
 
     Saved: r(N + d_in) numbers plus W, instead of N·d_in plus W. First-order only.
     """
@@ -187,8 +171,11 @@ class SketchedLinearFunction(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_x = grad_out @ weight                      # exact given grad_out
             if ctx.fuse_tanh:
-                a_hat = left @ right.mT                     # transient N×d_in
-                grad_x = grad_x * (1.0 - a_hat.square())
+                # tanh values lie in [−1, 1]: clamping Â there moves every entry closer to
+                # the true one and keeps tanh′ = 1 − Â² in [0, 1] (no sign flips). In place
+                # on one transient N×d_in buffer.
+                derivative = (left @ right.mT).clamp_(-1.0, 1.0).square_().neg_().add_(1.0)
+                grad_x.mul_(derivative)
         return grad_x, grad_w, grad_b, None, None
 
 
@@ -216,19 +203,23 @@ class SketchedGradient:
         beta: EMA decay in [0, 1) (``ema`` only; default 0.9).
         generator: source of every test matrix (``batch`` draws from it each forward).
         n_rows: the fixed number of data rows N (required for ``ema``).
-        adaptive_rank: a :class:`pinnsketch.sketch.rank.RankController` fed after every
-            forward with the largest relative error ‖A − Â‖_F/‖A‖_F over the layers
-            (computed exactly: A is at hand in the forward); when it changes the rank, the
-            ``ema`` sketches restart from zero with fresh test matrices.
+        adaptive_rank: a :class:`pinnsketch.sketch.rank.RankController` at the same rank,
+            stepped after every forward (its ``patience`` counts forwards) with the largest
+            relative error ‖A − Â_r‖_F/‖A‖_F over the layers and, as its profile, the
+            largest errors of every truncation rank 1..k — both exact, as A is at hand in
+            the forward (:func:`truncation_errors`; one host sync per forward). A rank
+            change resizes the ``ema`` sketches (:meth:`ThreeSketch.resize`: in place when
+            lowering, re-drawn and re-warmed when raising).
 
     Raises:
-        ValueError: on a bad ``rank``, ``variant``, ``beta`` or ``n_rows``.
+        ValueError: on a bad ``rank``, ``variant``, ``beta`` or ``n_rows``, or an
+            ``adaptive_rank`` at another rank.
         TypeError: on a model that is not an MLP-backed PINN, or a bad ``generator``.
 
     Memory: :meth:`nbytes` is the state kept between steps — 0 for ``batch``; for ``ema``
-    the per-layer ThreeSketch (k(N + d_in) + s² sketch numbers and its test matrices,
-    k = 2r+1, s = 2k+1). It does not grow with steps. What the graph saves per sketched
-    layer is r(N + d_in) numbers instead of N·d_in.
+    the per-layer ThreeSketch, k(N + d_in) + s² sketch numbers plus (k + s)(N + d_in) test
+    matrix numbers (k = 2r+1, s = 2k+1, clipped to min(N, d_in)). It does not grow with
+    steps. What the graph saves per sketched layer is r(N + d_in) numbers instead of N·d_in.
     """
 
     def __init__(self, model: "PINN", *, rank: int, variant: str = "batch", beta: float = 0.9,
@@ -247,6 +238,9 @@ class SketchedGradient:
                                  or n_rows < 1):
             raise ValueError(f"n_rows: got {n_rows!r}, variant 'ema' needs the fixed number of "
                              f"data rows (an integer >= 1)")
+        if adaptive_rank is not None and getattr(adaptive_rank, "rank", rank) != rank:
+            raise ValueError(f"adaptive_rank: its rank {adaptive_rank.rank} differs from "
+                             f"rank={rank}; start both at the same rank")
         self.layer_sizes = _layer_sizes(model)
         param = model.linear_layers[0].weight
         self.dtype, self.device = param.dtype, param.device
@@ -254,44 +248,55 @@ class SketchedGradient:
         self.generator, self.n_rows = generator, n_rows
         self.adaptive_rank = adaptive_rank
         self.steps = 0
-        self.last_errors: dict[int, float] = {}  # layer -> ‖A − Â‖_F/‖A‖_F (adaptive only)
-        self._sketches: dict[int, Any] = {}
+        # layer -> exact relative errors of truncation ranks 1..K (only with a controller)
+        self.last_profiles: dict[int, torch.Tensor] = {}
+        self._sketches: dict[int, ThreeSketch] = {}
         if variant == "ema":
-            self._sketches = self._new_sketches(rank)
+            self._sketches = self._fit_sketches(rank, {})
 
     # -- which layers are sketched ----------------------------------------------------------
-    def sketched_layers(self, rank: int | None = None) -> list[int]:
-        """Indices of the Linear layers whose input is sketched at ``rank`` (default: current).
+    def sketched_layers(self, rank: int | None = None, n_rows: int | None = None) -> list[int]:
+        """Indices of the Linear layers whose input is sketched at ``rank`` (default: current)
+        for ``n_rows`` data rows (default: ``n_rows`` of ``ema``, else any).
 
-        Every layer but the first with ``rank < d_in``.
+        Every layer but the first with ``rank < d_in`` and ``rank < n_rows``; the others keep
+        their input exactly (it has rank ≤ r already, and r(N + d_in) would not be smaller).
         """
         rank = self.rank if rank is None else rank
-        return [i for i, (d_in, _) in enumerate(self.layer_sizes) if i > 0 and rank < d_in]
+        n_rows = self.n_rows if n_rows is None else n_rows
+        return [i for i, (d_in, _) in enumerate(self.layer_sizes)
+                if i > 0 and rank < d_in and (n_rows is None or rank < n_rows)]
 
-    def _new_sketches(self, rank: int) -> dict[int, Any]:
-        from pinnsketch.sketch.three_sketch import ThreeSketch
-
-        return {i: ThreeSketch(self.n_rows, self.layer_sizes[i][0], rank,
-                               generator=self.generator, beta=self.beta,
-                               dtype=self.dtype, device=self.device)
-                for i in self.sketched_layers(rank)}
+    def _fit_sketches(self, rank: int,
+                      sketches: dict[int, ThreeSketch]) -> dict[int, ThreeSketch]:
+        """``ema`` sketches for the layers sketched at ``rank``: existing ones resized, new
+        ones drawn from the generator, those of layers no longer sketched dropped."""
+        out = {}
+        for i in self.sketched_layers(rank):
+            if i in sketches:
+                sketches[i].resize(rank)
+                out[i] = sketches[i]
+            else:
+                # No error probes: the forward has A itself and measures ‖A − Â‖ exactly.
+                out[i] = ThreeSketch(self.n_rows, self.layer_sizes[i][0], rank,
+                                     generator=self.generator, beta=self.beta, preset="rol",
+                                     bias_correction=True, error_probes=0,
+                                     dtype=self.dtype, device=self.device)
+        return out
 
     def _factorizer(self, layer: int) -> Factorize:
         """The map A (N×d_in) → (L, R) used inside layer ``layer``'s forward."""
 
         def factorize(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             if self.variant == "batch":
-                left, right = one_pass_factors(a, self.rank, self.generator)
+                sketch = _one_pass_sketch(a, self.rank, self.generator)
             else:
                 sketch = self._sketches[layer]
                 sketch.update(a)
-                q, core, p = sketch.reconstruct()
-                left, right = truncate(q, core, p, self.rank)
+            q, core, p = sketch.reconstruct()
             if self.adaptive_rank is not None:
-                # Host sync, only with a controller: it needs a number to decide on.
-                error = torch.linalg.matrix_norm(a - left @ right.mT) / torch.linalg.matrix_norm(a)
-                self.last_errors[layer] = float(error)
-            return left, right
+                self.last_profiles[layer] = truncation_errors(a, q, core, p)
+            return _truncate(q, core, p, self.rank)
 
         return factorize
 
@@ -311,7 +316,7 @@ class SketchedGradient:
         if self.variant == "ema" and points.shape[0] != self.n_rows:
             raise ValueError(f"points: got {points.shape[0]} rows, variant 'ema' was built for "
                              f"n_rows={self.n_rows} (the same data rows every step)")
-        sketched = set(self.sketched_layers())
+        sketched = set(self.sketched_layers(n_rows=points.shape[0]))
         h = points * model.scale + model.shift if model.normalize else points
         layer, pending_tanh = 0, False
         for module in model.mlp.net:
@@ -334,20 +339,23 @@ class SketchedGradient:
         return model.output_transform(points, raw) if model.output_transform is not None else raw
 
     def _adapt_rank(self) -> None:
-        if self.adaptive_rank is None or not self.last_errors:
+        if self.adaptive_rank is None or not self.last_profiles:
             return
-        new_rank = int(self.adaptive_rank.update(max(self.last_errors.values())))
+        # Worst layer per truncation rank, over the ranks every layer's sketch resolves.
+        size = min(len(e) for e in self.last_profiles.values())
+        profile = torch.stack([e[:size] for e in self.last_profiles.values()]).amax(0)
+        self.last_profiles = {}
+        new_rank = int(self.adaptive_rank.step(profile[min(self.rank, size) - 1], profile))
         if new_rank != self.rank:
             self.set_rank(new_rank)
 
     def set_rank(self, rank: int) -> None:
-        """Change r; ``ema`` sketches restart from zero with fresh test matrices (as ROL)."""
+        """Change r; the ``ema`` sketches are resized (:meth:`ThreeSketch.resize`)."""
         if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
             raise ValueError(f"rank: got {rank!r}, must be an integer >= 1")
         self.rank = rank
-        self.last_errors = {}
         if self.variant == "ema":
-            self._sketches = self._new_sketches(rank)
+            self._sketches = self._fit_sketches(rank, self._sketches)
 
     # -- state ---------------------------------------------------------------------------------
     def nbytes(self) -> int:
@@ -370,10 +378,10 @@ class SketchedGradient:
                                  f"has {getattr(self, key)!r}")
         self.beta, self.steps = float(state["beta"]), int(state["steps"])
         self.generator.set_state(state["generator"])
-        if state["rank"] != self.rank or set(self._sketches) != set(state["sketches"]):
-            self.rank = int(state["rank"])
-            self._sketches = self._new_sketches(self.rank) if self.variant == "ema" else {}
-        for i, sketch_state in state["sketches"].items():
+        self.rank = int(state["rank"])
+        if self.variant == "ema" and set(self._sketches) != set(state["sketches"]):
+            self._sketches = self._fit_sketches(self.rank, self._sketches)
+        for i, sketch_state in state["sketches"].items():  # any rank: ThreeSketch restores it
             self._sketches[int(i)].load_state_dict(sketch_state)
         self.generator.set_state(state["generator"])  # rebuilding sketches drew from it
         if "adaptive_rank" in state and self.adaptive_rank is not None:
