@@ -1,0 +1,208 @@
+"""Stall diagnosis: each finding on a history built to show it (and only it), the shipped
+healthy/stalled pair at small size, the report files and the ``diagnose`` command."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import pinnsketch
+from conftest import tiny_overrides
+from pinnsketch.api import build_model
+from pinnsketch.cli import main as cli_main
+from pinnsketch.sketch.diagnosis import diagnose, write_report
+from pinnsketch.sketch.monitor import SketchMonitor
+from pinnsketch.sketch.statistics import MonitorHistory, history_columns
+from pinnsketch.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = {"layer0": (8, 2), "layer1": (8, 8), "layer2": (8, 8), "layer3": (1, 8)}
+# The shipped pair at small size: 600 Adam steps of a 16-wide network on 256 + 32 + 32 points.
+SMALL = ["train.adam_steps=600", "sampling.interior=256", "sampling.boundary=32",
+         "sampling.initial=32", "model.width=16", "monitor.every=5", "output.progress=false",
+         "output.plots=false", "train.eval_every=300", "train.checkpoint_every=600"]
+
+
+# ------------------------------------------------------------------------------------------
+# Synthetic histories: a healthy baseline with one planted pathology each
+# ------------------------------------------------------------------------------------------
+def _history(edit=None, n: int = 60, terms=("pde", "bc")) -> MonitorHistory:
+    """A healthy history (losses fall 98%, balanced gradients, diverse spectra) with the
+    columns in ``edit`` ({(stat, layer, term): values or callable(t) of t ∈ [0, 1]}) replaced."""
+    columns = history_columns(list(LAYERS), terms, "pde")
+    t = np.linspace(0.0, 1.0, n)
+    base = {"loss": lambda key: (1.0 if key[2] == "pde" else 0.1) * np.exp(-4 * t),
+            "norm": lambda key: 0.5 * np.exp(-t), "imbalance": lambda key: np.full(n, 5.0),
+            "cosine": lambda key: np.full(n, 0.2), "ema_norm": lambda key: 0.45 * np.exp(-t),
+            "snr": lambda key: np.full(n, 0.9),
+            "erank": lambda key: np.full(n, 1.0 if LAYERS.get(key[1], (2, 2))[0] == 1 else 1.8),
+            "drift": lambda key: np.full(n, 5.0), "subspace_angle": lambda key: np.full(n, 40.0)}
+    values = np.stack([base[c[0]](c) for c in columns], axis=1)
+    for key, new in (edit or {}).items():
+        values[:, columns.index(key)] = new(t) if callable(new) else new
+    return MonitorHistory(10 * np.arange(1, n + 1), values, columns, LAYERS, terms, "pde", 1)
+
+
+def _each_layer(stat, term, value):
+    return {(stat, ly, term): value for ly in LAYERS}
+
+
+FLAT_LOSSES = {("loss", "", "pde"): lambda t: 0.5 * (1 - 0.005 * t),
+               ("loss", "", "bc"): lambda t: 0.3 * (1 - 0.005 * t)}
+
+CASES = {
+    "healthy": ({}, {}, []),
+    # bc weighted 1e-4 while its raw gradient is 100× pde's (1000× in layer2); bc stuck.
+    "weighted-out": ({("loss", "", "bc"): lambda t: 0.4 * (1 - 0.01 * t),
+                      **_each_layer("norm", "bc", 50.0), ("norm", "layer2", "bc"): 500.0,
+                      **_each_layer("norm", "pde", 0.5)},
+                     {"bc": 1e-4}, [("imbalance", "bc", "layer2")]),
+    # Equal weights, but Wang's λ̂ of bc is 5000 (9000 in layer1) and bc does not move.
+    "drowned": ({("loss", "", "bc"): lambda t: 0.3 * (1 - 0.01 * t),
+                 **_each_layer("imbalance", "bc", 2000.0), ("imbalance", "layer1", "bc"): 9000.0,
+                 ("imbalance", "all", "bc"): 5000.0, **_each_layer("norm", "bc", 1e-3)},
+                {}, [("imbalance", "bc", "layer1")]),
+    "vanishing": ({("norm", "layer0", "pde"): lambda t: 1e-6 * np.exp(-t)}, {},
+                  [("vanishing", "pde", "layer0")]),
+    "exploding": ({("norm", "layer3", "bc"): 1e4}, {}, [("exploding", "bc", "layer3")]),
+    # Losses stop falling after the first sixth; every gradient collapses 10⁵-fold (layer1 10⁶).
+    "stagnation": ({("loss", "", "pde"): lambda t: 0.5 + 0.5 * np.exp(-40 * t),
+                    ("loss", "", "bc"): lambda t: 0.3 + 0.3 * np.exp(-40 * t),
+                    **{("norm", ly, term): (lambda t: np.exp(-12 * t)) for ly in LAYERS
+                       for term in ("pde", "bc")},
+                    ("norm", "layer1", "pde"): lambda t: np.exp(-14 * t),
+                    ("norm", "layer1", "bc"): lambda t: np.exp(-14 * t)},
+                   {}, [("stagnation", "pde", "layer1")]),
+    # pde and bc oppose (cos −0.9 in layer2) while the total is flat and bc rises.
+    "conflict": ({("loss", "", "pde"): lambda t: 0.5 * (1 - 0.05 * t),
+                  ("loss", "", "bc"): lambda t: 0.1 * (1 + 0.5 * t),
+                  **_each_layer("cosine", "pde|bc", -0.2), ("cosine", "layer2", "pde|bc"): -0.9},
+                 {}, [("conflict", "pde|bc", "layer2")]),
+    # The EMA gradients of pde fall from effective rank 2 to 1 in every layer while it is flat.
+    "rank-collapse": ({**FLAT_LOSSES,
+                       **{("erank", ly, "pde"): (lambda t: np.where(t < 0.3, 2.0, 1.01))
+                          for ly in ("layer0", "layer1", "layer2")},
+                       ("erank", "layer1", "pde"): lambda t: np.where(t < 0.3, 2.0, 1.002)},
+                      {}, [("rank_collapse", "pde", "layer1")]),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_each_finding_on_a_history_built_to_show_it(name):
+    edit, weights, expected = CASES[name]
+    findings = diagnose(_history(edit), weights)
+    assert [(f.kind, f.term, f.layer) for f in findings] == expected
+    for f in findings:
+        assert f.steps[1] - f.steps[0] >= 150  # at least two windows of the 600 steps
+        assert f.message and f.suggestion and all(np.isfinite(v) or np.isnan(v)
+                                                  for v in f.evidence.values())
+
+
+def test_too_short_a_history_gives_no_findings():
+    assert diagnose(_history(CASES["vanishing"][0], n=7)) == []
+
+
+# ------------------------------------------------------------------------------------------
+# The shipped healthy / stalled pair, small size, against the full gradient history
+# ------------------------------------------------------------------------------------------
+class RecordingMonitor(SketchMonitor):
+    """Keeps every per-term gradient: the independent reference for the finding's layer."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.record = []
+
+    def observe(self, step, losses, grads):
+        self.record.append((step, {t: {k: float(g.norm()) for k, g in d.items()}
+                                   for t, d in grads.items()}))
+        super().observe(step, losses, grads)
+
+
+def _small_run(name: str):
+    config = pinnsketch.load_config(ROOT / "problems" / f"burgers_{name}.yaml", SMALL)
+    problem = pinnsketch.load_problem(config)
+    model = build_model(config, problem).double()
+    terms = problem.physics_terms(False)
+    monitor = RecordingMonitor.for_module(model, terms, rank=config.monitor.rank,
+                                          beta=config.monitor.beta, every=config.monitor.every)
+    trainer = Trainer(problem, model, train=config.train, sampling=config.sampling, terms=terms,
+                      observations=None, device=torch.device("cpu"), dtype=torch.float64,
+                      monitor=monitor)
+    for _ in range(config.train.adam_steps):
+        trainer.adam_step()
+    return config, monitor
+
+
+@pytest.mark.parametrize("name", ["healthy", "stalled"])
+def test_shipped_pair_at_small_size(name):
+    config, monitor = _small_run(name)
+    findings = diagnose(monitor.history_view(), config.train.weights)
+    if name == "healthy":
+        assert findings == []
+        return
+    imbalance = [f for f in findings if f.kind == "imbalance" and f.term == "ic"]
+    assert len(imbalance) == 1, findings
+    (finding,) = imbalance
+    assert {f.term for f in findings if f.kind == "imbalance"} <= {"ic", "bc"}
+    assert finding.steps[0] <= 100 and finding.steps[1] >= 590  # the whole run, nearly
+    # Independent reference: per layer, the median over the finding's strongest window of
+    # ‖∇L_ic‖ / ‖∇L_pde‖ from the stored gradient norms; the finding names its argmax.
+    assert "weighted out by `pde`" in finding.message
+    inside = [norms for step, norms in monitor.record
+              if finding.window[0] <= step <= finding.window[1]]
+    ratios = {ly: np.median([n["ic"][ly] / n["pde"][ly] for n in inside]) for ly in monitor.layers}
+    assert finding.layer == max(ratios, key=ratios.get)
+    assert finding.evidence["layer_norm_ratio"] == pytest.approx(ratios[finding.layer], rel=1e-5)
+    assert ratios[finding.layer] > 100 and finding.evidence["weight"] == 1e-4
+
+
+# ------------------------------------------------------------------------------------------
+# Reports, the command and the example
+# ------------------------------------------------------------------------------------------
+def test_write_report_and_diagnose_command(tmp_path, capsys):
+    overrides = tiny_overrides(20, 0) + ["model.hard_constraints=false", "monitor.enabled=true",
+                                         "monitor.every=2", "train.weights={ic: 1.0e-4}"]
+    run_dir = tmp_path / "run"
+    pinnsketch.train(pinnsketch.load_config(ROOT / "problems" / "burgers.yaml", overrides),
+                     out=run_dir)
+    written = (run_dir / "diagnosis.md").read_text()
+    assert "ic=0.0001" in written  # the weights come from the run's config.yaml
+    for stat in ("norm", "ema_norm", "snr", "erank", "drift", "imbalance", "cosine",
+                 "subspace_angle", "losses"):
+        assert (run_dir / "plots" / f"monitor_{stat}.png").is_file(), stat
+    (run_dir / "diagnosis.md").unlink()
+    assert cli_main(["diagnose", str(run_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.strip() == (run_dir / "diagnosis.md").read_text().strip() == written.strip()
+
+
+def test_diagnose_command_on_an_unmonitored_run(tmp_path, capsys):
+    run_dir = tmp_path / "plain"
+    pinnsketch.train(pinnsketch.load_config(ROOT / "problems" / "burgers.yaml",
+                                            tiny_overrides(10, 0)), out=run_dir)
+    assert cli_main(["diagnose", str(run_dir)]) == 2
+    assert "not monitored" in capsys.readouterr().err
+
+
+def test_report_of_a_standalone_monitor_has_no_config(tmp_path):
+    monitor = SketchMonitor({"layer0": (3, 2)}, ("a",), history=8)
+    for step in range(12):
+        monitor.observe(step, {"a": 1.0}, {"a": {"layer0": torch.ones(3, 2)}})
+    text = write_report(tmp_path / "alone", monitor, figures=False)
+    assert "No findings" in text and "a=1" in text
+
+
+def test_diagnose_stall_example(tmp_path):
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import diagnose_stall
+    finally:
+        sys.path.pop(0)
+    results = diagnose_stall.main(steps=400, out=tmp_path, overrides=tuple(SMALL[1:]))
+    assert results["healthy"]["findings"] == []
+    assert "No findings" in results["healthy"]["report"]
+    assert ("imbalance", "ic") in {(f.kind, f.term) for f in results["stalled"]["findings"]}
+    assert results["stalled"]["rel_l2"] > 0.9 > results["healthy"]["rel_l2"]
