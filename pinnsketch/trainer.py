@@ -142,7 +142,8 @@ class Trainer:
             bad = next((t for t, v in losses.items() if not torch.isfinite(v)), self.terms[0])
             raise NonFiniteLoss(self.step, bad, float(losses[bad].detach()))
 
-    def _backward(self, losses: Mapping[str, torch.Tensor], total: torch.Tensor) -> None:
+    def _backward(self, losses: Mapping[str, torch.Tensor], total: torch.Tensor,
+                  reported: Mapping[str, torch.Tensor]) -> None:
         """Fill ``.grad`` with ∇_θ total; on monitor steps per term, via explicit autograd.
 
         Per-term gradients come from ``torch.autograd.grad(L_τ, θ, retain_graph=True)``,
@@ -173,8 +174,8 @@ class Trainer:
                               else torch.zeros_like(self.parameters[j])
                               for name, j in self._layer_weights.items()}
                        for term, grads in per_term.items()}
-        monitor.observe(self.step, {t: float(v.detach()) for t, v in losses.items()},
-                        layer_grads)
+        # ``reported`` holds the losses averaged over ranks, like the gradients above.
+        monitor.observe(self.step, {t: float(v) for t, v in reported.items()}, layer_grads)
 
     # -- Adam -----------------------------------------------------------------------------------
     def adam_step(self) -> dict[str, torch.Tensor]:
@@ -193,7 +194,7 @@ class Trainer:
         reported_total = (total.detach() if self.distributed is None
                           else weighted_total(reported, self.weights))
         self._check_finite(reported_total, reported)
-        self._backward(losses, total)
+        self._backward(losses, total, reported)
         self.adam.step()
         if self.schedule is not None:
             self.schedule.step()

@@ -18,7 +18,8 @@ from pinnsketch.distributed import init_from_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERRIDES = tiny_overrides() + ["model.hard_constraints=false", "train.dtype=float64",
-                                "sampling.adaptive=none", "sampling.resample_every=0"]
+                                "sampling.adaptive=none", "sampling.resample_every=0",
+                                "monitor.enabled=true", "monitor.every=2", "monitor.rank=2"]
 ADAM_STEPS, LBFGS_CHUNKS = 6, 2
 
 
@@ -46,8 +47,8 @@ def _worker(rank: int, world: int, port: int, out: str, fail_rank: int) -> None:
     if rank == fail_rank:
         raise RuntimeError(f"rank {rank} fails on purpose")
     _train(trainer)
-    torch.save({"batch": batch, "params": [p.detach().clone() for p in trainer.parameters]},
-               Path(out) / f"rank{rank}.pt")
+    torch.save({"batch": batch, "params": [p.detach().clone() for p in trainer.parameters],
+                "monitor": trainer.monitor.state_dict()}, Path(out) / f"rank{rank}.pt")
     dist.destroy_process_group()
 
 
@@ -66,6 +67,29 @@ def test_two_ranks_match_single_process_on_the_union(tmp_path):
     for distributed_param, single_param in zip(ranks[0]["params"], single.parameters):
         # Mean of two shard means vs one mean over the union: round-off apart.
         torch.testing.assert_close(distributed_param, single_param.detach(), rtol=1e-9, atol=1e-11)
+    # The monitor saw the rank-averaged per-term gradients: its sketches and histories equal
+    # those of the single process to round-off.
+    _assert_close_nested(ranks[0]["monitor"], single.monitor.state_dict())
+
+
+def _assert_close_nested(a, b) -> None:
+    if isinstance(a, torch.Tensor):
+        if a.is_floating_point():
+            torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-12, equal_nan=True)
+        else:
+            assert torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            _assert_close_nested(a[key], b[key])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _assert_close_nested(x, y)
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=1e-8, abs=1e-12)
+    else:
+        assert a == b
 
 
 def test_one_failing_rank_ends_all_without_hanging(tmp_path):
