@@ -100,7 +100,8 @@ def test_monitoring_leaves_the_update_unchanged():
 
 
 def test_term_gradients_match_autograd_and_keep_the_graph():
-    net = torch.nn.Sequential(torch.nn.Linear(2, 6), torch.nn.Tanh(), torch.nn.Linear(6, 1)).double()
+    net = torch.nn.Sequential(torch.nn.Linear(2, 6), torch.nn.Tanh(), torch.nn.Linear(6, 1))
+    net = net.double()
     x = torch.randn(32, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     out = net(x).squeeze(-1)
     losses = {"fit": (out - 1).square().mean(), "small": out.square().mean()}
@@ -139,7 +140,8 @@ def _reference(record, monitor: SketchMonitor) -> dict:
             for i, a in enumerate(terms):
                 for b in terms[i + 1:]:
                     Ga, Gb = grads[a][ly].numpy().ravel(), grads[b][ly].numpy().ravel()
-                    row["cosine", ly, f"{a}|{b}"] = Ga @ Gb / np.linalg.norm(Ga) / np.linalg.norm(Gb)
+                    cosine = Ga @ Gb / np.linalg.norm(Ga) / np.linalg.norm(Gb)
+                    row["cosine", ly, f"{a}|{b}"] = cosine
             for t in terms:
                 if t != monitor.reference:
                     row["imbalance", ly, t] = (np.abs(grads[monitor.reference][ly].numpy()).max()
@@ -153,7 +155,8 @@ def _reference(record, monitor: SketchMonitor) -> dict:
                     p = s ** 2 / (s ** 2).sum()
                     carried["ema_norm", ly, t] = float(np.sqrt((s ** 2).sum()))
                     carried["erank", ly, t] = float(np.exp(-(p[p > 0] * np.log(p[p > 0])).sum()))
-                    carried["snr", ly, t] = carried["ema_norm", ly, t] / math.sqrt(sq[ly, t] / correction)
+                    rms = math.sqrt(sq[ly, t] / correction)
+                    carried["snr", ly, t] = carried["ema_norm", ly, t] / rms
                     subspaces[ly, t] = (U[:, :r], Vt[:r].T)
                     if (ly, t) in previous:
                         carried["drift", ly, t] = _max_angle(previous[ly, t], subspaces[ly, t])

@@ -1,17 +1,18 @@
 """Stall diagnosis: named findings from a monitor's history, and the run's diagnosis.md.
 
-The history (:class:`pinnsketch.sketch.monitor.MonitorHistory`) is cut into overlapping
-windows of a sixth of its rows (at least 8), each window half-overlapping the next. A check
-below fires on a window; a finding is reported when it fires on at least two consecutive
-windows (about a quarter of the run), with the step range they cover, the layer and term
-where the evidence is strongest, the evidence numbers and a suggestion.
+The history (:class:`pinnsketch.sketch.statistics.MonitorHistory`) is cut into windows of a
+sixth of its rows (at least 8), each half-overlapping the next. A check fires on a window; a
+finding is reported when it fires on at least two consecutive windows (about a quarter of the
+run), with the step range they cover and the term — and, from the window where it is
+strongest, the layer, the evidence numbers and a suggestion.
 
 Terms are compared through their *unweighted* gradients (what the monitor receives) and the
-run's loss weights w_τ (``train.weights``). Notation: N_τ = network-wide ‖∇_θ L_τ‖ (weights
-only), the *driver* is the term with the largest w_τ·N_τ (it steers the update), a loss
-*plateaus* on a window when the median of its last quarter is more than 90% of the median of
-its first quarter, and a term is *unsolved* when its loss is still at least 10% of its value
-at the start of the run. Every threshold is a field of :class:`Thresholds`, with its reason.
+run's loss weights w_τ (``train.weights``). Notation: N_τ = network-wide ‖∇_W L_τ‖ (weight
+matrices only); the *driver* is the term with the largest w_τ·N_τ (it steers the update); a
+loss's *fall* over a window is 1 − (median of its last quarter)/(median of its first
+quarter), and it *plateaus* when the fall is below ``Thresholds.plateau``; a term is
+*unsolved* while its loss is at least ``Thresholds.unsolved`` of its value at the start of
+the run. Every threshold is a field of :class:`Thresholds`, with the measurements behind it.
 """
 from __future__ import annotations
 
@@ -48,23 +49,28 @@ class Thresholds:
             this multiple of another term's while its weight is at most 1/this of that term's
             (the weight undoes the gradient's lead). Equal weights never qualify; the stalled
             Burgers run shows raw ratios 600–10⁴ at weight ratio 10⁻⁴.
-        wang_lambda: imbalance (intrinsic) — Wang et al.'s λ̂ (times w_ref/w_τ, so it is
-            the ratio of the *weighted* gradients) at or above this. Healthy runs show 2–100;
-            their Helmholtz failure case 10³–10⁴.
+        wang_lambda: imbalance (drowned) — Wang et al.'s network-wide λ̂ times w_ref/w_τ
+            (the same ratio for the *weighted* gradients) at or above this, with the term's
+            loss stuck and unsolved. The healthy Burgers twin reaches 375 (bc, once its loss
+            is 100× down, so it is solved and exempt anyway).
         layer_ratio: vanishing/exploding — a layer's RMS gradient entry below 1/this or
-            above this multiple of the median layer's (per term). Healthy tanh networks of
-            depth ≤ 8 stay within 1–2 orders of magnitude.
+            above this multiple of the median layer's (per term). Measured 0.47–12.5 on the
+            healthy runs (depth 3 and the default depth 8).
         growth: exploding in time — the term's gradient norm grows this much over the run
             while its loss rises.
         collapse: stagnation — the weighted gradient norm falls below this fraction of its
             peak so far (Adam still moves, but the landscape is flat). The healthy default
             Burgers run dips to 7·10⁻³ of its first-steps peak; the stalled one 10⁻⁴–10⁻³.
-        frozen_drift: stagnation — the driver's leading subspaces move less than this many
-            degrees between spectral evaluations (half an EMA time constant apart). Healthy:
-            0.2–10°; a weighted-out stall: 0.02–0.05°.
+        frozen_drift: stagnation — alternatively to ``collapse``, the driver's leading
+            subspaces (median over layers) move less than this many degrees between spectral
+            evaluations (half an EMA time constant apart). Window medians on the healthy runs:
+            1.6–85°; on the stalled one 0.1–3.5° (there ``collapse`` fires). For stalls where
+            the gradient keeps its size but circles one fixed subspace.
         conflict: conflicting terms — the median cosine between two terms' gradients, in
-            the most affected layer, at or below this while the weighted loss plateaus and
-            one of the two losses rises (or neither falls).
+            the most affected layer, at or below this while the weighted loss plateaus, both
+            terms are unsolved, and one of the two losses rises (or neither falls). At any
+            stationary point of a two-term loss the gradients are exactly opposed (cos = −1),
+            so opposition at a plateau is only a conflict while neither term has been fitted.
             (Healthy soft-constrained Burgers has cos(pde, ic) ≈ −0.99 *while the loss
             falls*: opposition alone is a trade-off, not a stall.)
         rank_collapsed / rank_before: rank collapse — the median effective rank of Ḡ over
@@ -167,7 +173,8 @@ class _Run:
         for pair in history.pairs:
             a, b = pair.split("|")
             cos = np.stack([history.series("cosine", ly, pair) for ly in self.layers])
-            square = square + 2 * self.weights[a] * self.weights[b] * self.norm[a] * self.norm[b] * cos
+            weight = 2 * self.weights[a] * self.weights[b]
+            square = square + weight * self.norm[a] * self.norm[b] * cos
         self.total_norm_layer = np.sqrt(np.clip(square, 0.0, None))       # (L, n)
         self.total_norm = np.sqrt((self.total_norm_layer ** 2).sum(0))
         self.start = {t: _median(self.loss[t][:2]) for t in self.terms}
@@ -287,7 +294,8 @@ def _layer_scale(run: _Run, sl: slice, th: Thresholds) -> list[_Candidate]:
                             "rms": _median(rms[i]), "median_layer_rms": _median(middle)}
                 message = (f"{run.layers[i]}'s gradient of `{term}` is {_fmt(ratio[i])}× the "
                            f"median layer's (RMS entry {_fmt(evidence['rms'])} vs "
-                           f"{_fmt(evidence['median_layer_rms'])}); affected: {', '.join(affected)}.")
+                           f"{_fmt(evidence['median_layer_rms'])}); affected: "
+                           f"{', '.join(affected)}.")
                 suggestion = ("use a variance-preserving initialisation (xavier for tanh), "
                               "normalised inputs, a shallower network or residual connections"
                               if kind == "vanishing" else
@@ -296,10 +304,11 @@ def _layer_scale(run: _Run, sl: slice, th: Thresholds) -> list[_Candidate]:
                 out.append(_Candidate(kind, run.layers[i], term,
                                       abs(np.log10(max(ratio[i], 1e-300))), evidence, message,
                                       suggestion, affected))
-        first = _median(run.net[term][:max(2, sl.stop // 8)])
+        first = _median(run.net[term][:2])
         growth = _median(run.net[term][sl]) / first if first > 0 else float("nan")
         if growth >= th.growth and _decrease(run.loss[term][sl]) < 0:
-            grow_layers = [_median(run.norm[term][i, sl]) / max(_median(run.norm[term][i, :2]), 1e-300)
+            grow_layers = [_median(run.norm[term][i, sl])
+                           / max(_median(run.norm[term][i, :2]), 1e-300)
                            for i in range(len(run.layers))]
             i = int(np.nanargmax(grow_layers))
             evidence = {"norm_growth": growth, "layer_growth": grow_layers[i]}
@@ -357,8 +366,8 @@ def _conflict(run: _Run, sl: slice, th: Thresholds) -> list[_Candidate]:
         medians = np.array([_median(c) for c in cos])
         if not np.isfinite(medians).any() or np.nanmin(medians) > th.conflict:
             continue
-        if not (run.unsolved(a, sl, th) or run.unsolved(b, sl, th)):
-            continue
+        if not (run.unsolved(a, sl, th) and run.unsolved(b, sl, th)):
+            continue  # one of them is fitted: a converged trade-off, not a tug of war
         # Harm, not trade-off: one of the two rises, or neither falls.
         falls = (_decrease(run.loss[a][sl]), _decrease(run.loss[b][sl]))
         if not (min(falls) < -th.plateau or max(falls) < th.plateau):
@@ -370,7 +379,8 @@ def _conflict(run: _Run, sl: slice, th: Thresholds) -> list[_Candidate]:
                     "subspace_angle_deg": angle, "weighted_loss_change": -fall,
                     f"{a}_loss_change": -falls[0], f"{b}_loss_change": -falls[1]}
         message = (f"`{a}` and `{b}` pull against each other: median cosine "
-                   f"{_fmt(medians[i])} in {run.layers[i]} (network {_fmt(evidence['network_cosine'])}, "
+                   f"{_fmt(medians[i])} in {run.layers[i]} (network "
+                   f"{_fmt(evidence['network_cosine'])}, "
                    f"negative on {evidence['negative_fraction']:.0%} of checks; leading "
                    f"subspaces {_fmt(angle)}° apart) while the weighted loss changed by "
                    f"{_change(fall)} (`{a}` {_change(falls[0])}, `{b}` {_change(falls[1])}).")
@@ -419,7 +429,7 @@ def diagnose(history, weights: Mapping[str, float] | None = None,
     """Named findings of a monitored run.
 
     Args:
-        history: a :class:`pinnsketch.sketch.monitor.MonitorHistory`.
+        history: a :class:`pinnsketch.sketch.statistics.MonitorHistory`.
         weights: the run's loss weights (``train.weights``); unnamed terms weigh 1.
         thresholds: the decision thresholds.
 
@@ -482,11 +492,12 @@ def render_report(findings: Sequence[Finding], history, *, title: str,
     n = len(history.steps)
     lines = [f"# Diagnosis: {title}", ""]
     span = f"steps {history.steps[0]}–{history.steps[-1]}" if n else "no checks"
+    shapes = ", ".join(f"{ly} {m}×{k}" for ly, (m, k) in history.shapes.items())
     lines.append(f"Monitor: {cfg['backend']}, rank {cfg['rank']}, β = {cfg['beta']}, every "
                  f"{cfg['every']} steps; {span} in {n} history rows (stride {history.stride} "
                  f"checks). Terms {', '.join(history.terms)} (weights "
                  f"{', '.join(f'{t}={weights.get(t, 1.0):g}' for t in history.terms)}); "
-                 f"layers {', '.join(f'{ly} {history.shapes[ly][0]}×{history.shapes[ly][1]}' for ly in history.layers)}.")
+                 f"layers {shapes}.")
     final = [m for m in metrics if "rel_l2" in m]
     if final:
         lines.append(f"Last evaluation: step {final[-1]['step']}, relative L2 error "

@@ -1,6 +1,6 @@
 """Monitor heat maps (matplotlib, Agg): one figure per statistic, layers × steps, a panel per term.
 
-Each figure reads a :class:`pinnsketch.sketch.monitor.MonitorHistory` only, so it can be drawn
+Each figure reads a :class:`pinnsketch.sketch.statistics.MonitorHistory` only, so it can be drawn
 during a run, at its end, or later from a checkpoint.
 """
 from __future__ import annotations
@@ -80,8 +80,9 @@ def plot_monitor(history, folder: Path) -> list[Path]:
         if not np.isfinite(data).any():
             continue
         norm = _norm(scale, data)
-        fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys) + 1.2, 0.35 * len(layers) + 2.2),
-                                 squeeze=False, constrained_layout=True)
+        size = (4.2 * len(keys) + 1.2, 0.35 * len(layers) + 2.2)
+        fig, axes = plt.subplots(1, len(keys), figsize=size, squeeze=False,
+                                 constrained_layout=True)
         for ax, key in zip(axes[0], keys):
             mesh = ax.pcolormesh(edges, np.arange(len(layers) + 1) - 0.5,
                                  np.ma.masked_invalid(panels[key]), norm=norm, cmap=cmap,

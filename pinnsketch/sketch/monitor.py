@@ -100,14 +100,15 @@ class _ThreeSketchBank:
     uses_mean = True  # the sketched matrix is the EMA Ḡ itself
 
     def __init__(self, count: int, m: int, n: int, rank: int, beta: float,
-                 tests: tuple[torch.Tensor, torch.Tensor], k_max: int):
+                 tests: tuple[torch.Tensor, ...], k_max: int, dtype: torch.dtype,
+                 device: torch.device):
         self.k, self.s = sketch_sizes(rank, "rol", (m, n))
         self.beta = beta
         left, right = tests
         k, s = self.k, self.s
         self.upsilon, self.phi = left[:k, :m], left[k_max:k_max + s, :m]
         self.omega_t, self.psi_t = right[:k, :n].mT, right[k_max:k_max + s, :n].mT
-        options = dict(dtype=left.dtype, device=left.device)
+        options = dict(dtype=dtype, device=device)
         self.x = torch.zeros(count, k, n, **options)
         self.y = torch.zeros(count, m, k, **options)
         self.z = torch.zeros(count, s, s, **options)
@@ -160,14 +161,14 @@ class _FrequentDirectionsBank:
     uses_mean = False
 
     def __init__(self, count: int, m: int, n: int, rank: int, beta: float,
-                 tests: tuple[torch.Tensor, torch.Tensor], k_max: int):
+                 tests: tuple[torch.Tensor, ...], k_max: int, dtype: torch.dtype,
+                 device: torch.device):
         from pinnsketch.sketch.frequent_directions import FrequentDirections
 
-        # FD is deterministic: the test matrices only tell the dtype and device.
-        options = dict(dtype=tests[0].dtype, device=tests[0].device)
+        del tests, k_max  # deterministic: no test matrices
         self.scale, self.beta = math.sqrt(1.0 - beta), beta
-        self.sketches = [FrequentDirections(n, min(2 * rank + 1, n), beta=beta, **options)
-                         for _ in range(count)]
+        self.sketches = [FrequentDirections(n, min(2 * rank + 1, n), beta=beta, dtype=dtype,
+                                            device=device) for _ in range(count)]
         self.mass = 0.0
 
     def update(self, g: torch.Tensor) -> None:
@@ -284,8 +285,7 @@ class SketchMonitor:
         generator = torch.Generator().manual_seed(seed)
         draw = lambda cols: torch.randn(k_max + s_max, cols, generator=generator,
                                         dtype=torch.float64).to(self.device, dtype)
-        self._tests = (draw(m_max), draw(n_max)) if backend == "three_sketch" else (
-            torch.zeros(0, 0, dtype=dtype, device=self.device),) * 2
+        self._tests = (draw(m_max), draw(n_max)) if backend == "three_sketch" else ()
         # 2. One bank per weight shape, rows ordered (layer, term).
         by_shape: dict[tuple[int, int], list[int]] = {}
         for i, shape in enumerate(shapes):
@@ -294,7 +294,7 @@ class SketchMonitor:
         for (m, n), indices in by_shape.items():
             r = min(rank, m, n)
             bank = BACKENDS[backend](len(indices) * n_terms, m, n, r, self.beta, self._tests,
-                                     k_max)
+                                     k_max, dtype, self.device)
             self._groups.append(_Group((m, n), indices, bank, r, n_terms, dtype, self.device))
         # Position of layer i in the concatenation of the groups' layers.
         order = [i for group in self._groups for i in group.layers]
