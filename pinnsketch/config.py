@@ -192,7 +192,7 @@ class MonitorConfig:
     backend: str = _option("three_sketch", choices=("three_sketch", "fd"))
     terms: tuple[str, ...] = ()
     layers: tuple[int, ...] = ()
-    history: int = _option(256, low=8)
+    history: int = _option(128, low=8)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ class Trainer:
         device, dtype: where and in which precision the batch lives.
         monitor: an object with ``every``, ``state_dict``/``load_state_dict`` and
             ``observe(step, losses {term: float}, grads {term: {"layer<i>": G (d_out×d_in)}})``
-            (a :class:`pinnsketch.sketch.SketchMonitor`), or None.
+            (a :class:`pinnsketch.sketch.monitor.SketchMonitor`), or None.
         extra_parameters: trainable tensors besides the model's (e.g. unknown PDE
             coefficients).
         sketched_data: a :class:`pinnsketch.sketch.sketched_grad.SketchedGradient` whose
