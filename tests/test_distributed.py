@@ -2,8 +2,11 @@
 single process whose batch is the union of the two shards."""
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,8 @@ OVERRIDES = tiny_overrides() + ["model.hard_constraints=false", "train.dtype=flo
                                 "sampling.adaptive=none", "sampling.resample_every=0",
                                 "monitor.enabled=true", "monitor.every=2", "monitor.rank=2"]
 ADAM_STEPS, LBFGS_CHUNKS = 6, 2
+# Each torchrun launch imports torch in 3 processes and trains a few dozen tiny steps.
+TORCHRUN_SECONDS = 180
 
 
 def _free_port() -> int:
@@ -96,3 +101,42 @@ def test_one_failing_rank_ends_all_without_hanging(tmp_path):
     with pytest.raises(mp.ProcessRaisedException, match="fails on purpose"):
         mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), 1), nprocs=2, join=True)
     assert not (tmp_path / "rank0.pt").exists()
+
+
+def _torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node=nproc -m pinnsketch run ARGS``, bounded in time."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc_per_node={nproc}", "-m", "pinnsketch", "run", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=TORCHRUN_SECONDS,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_torchrun_resume_equals_uninterrupted_and_needs_the_same_world_size(tmp_path):
+    config = str(ROOT / "problems" / "burgers.yaml")
+    sets = [arg for o in tiny_overrides(eval_every=5) + ["output.plots=false"] for arg in ("--set", o)]
+    budget = ["--set", "train.adam_steps=20", "--set", "train.lbfgs_steps=6"]
+    full = _torchrun(2, config, *sets, *budget, "--out", str(tmp_path / "full"))
+    assert full.returncode == 0, full.stderr[-3000:]
+    part = _torchrun(2, config, *sets, "--set", "train.adam_steps=10", "--set",
+                     "train.lbfgs_steps=0", "--out", str(tmp_path / "part"))
+    assert part.returncode == 0, part.stderr[-3000:]
+
+    # A different number of processes is refused with a usage error, nothing changed.
+    before = (tmp_path / "part" / "checkpoint.pt").read_bytes()
+    wrong = _torchrun(1, "--resume", str(tmp_path / "part"), *budget)
+    assert wrong.returncode != 0
+    assert "the run used 2 process(es), this launch has 1" in wrong.stderr
+    assert (tmp_path / "part" / "checkpoint.pt").read_bytes() == before
+
+    resumed = _torchrun(2, "--resume", str(tmp_path / "part"), *budget)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    load = lambda name: torch.load(tmp_path / name / "checkpoint.pt", weights_only=False)  # noqa: E731
+    full_model, resumed_model = load("full")["trainer"]["model"], load("part")["trainer"]["model"]
+    assert full_model.keys() == resumed_model.keys()
+    for key in full_model:
+        assert torch.equal(full_model[key], resumed_model[key]), key
+    metrics = lambda name: [json.loads(line) for line in  # noqa: E731
+                            (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+    assert len(metrics("full")) >= 5  # evaluations before and after the resume point
+    assert [(r["step"], r["rel_l2"]) for r in metrics("part")] == \
+        [(r["step"], r["rel_l2"]) for r in metrics("full")]
