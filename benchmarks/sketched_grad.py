@@ -30,6 +30,7 @@ import time
 
 import torch
 
+from pinnsketch.memory import saved_tensor_bytes
 from pinnsketch.model import ACTIVATIONS, INITIALIZERS, MLP, PINN
 from pinnsketch.problems.cole_hopf import burgers_cole_hopf
 from pinnsketch.sketch.sketched_grad import SketchedGradient, one_pass_factors
@@ -57,16 +58,7 @@ def _data_loss(forward, points, values) -> torch.Tensor:
 
 def saved_bytes(forward, points, values) -> int:
     """Bytes of the distinct storages autograd keeps for the data loss's backward."""
-    storages: dict[int, int] = {}
-
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        _data_loss(forward, points, values)
-    return sum(storages.values())
+    return saved_tensor_bytes(lambda: _data_loss(forward, points, values))
 
 
 def _step_ms(model, forward, points, values, repeats: int = 5) -> float:

@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--ranks", help="comma-separated sketch ranks (default: the config's)")
     compare.add_argument("--out", help="folder for the runs and the comparison "
                                        "(default runs/compare-<timestamp>)")
+    compare.add_argument("--jobs", type=int, default=1,
+                         help="modes trained at once, one process each (default 1)")
     compare.add_argument("--set", dest="overrides", action="append", default=[],
                          metavar="KEY.PATH=VALUE", help="override a config value (repeatable)")
 
@@ -101,7 +103,7 @@ def _compare(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/compare-{stamp}")
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out {out}: folder exists and is not empty")
-    compare(config, modes, out)
+    compare(config, modes, out, jobs=args.jobs)
     print((out / "comparison.md").read_text(), end="")
     print(f"figure: {out / 'comparison.png'}")
     return 0

@@ -8,16 +8,20 @@ coefficient errors against step, all modes side by side), ``comparison.md`` and
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
+import multiprocessing
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from pinnsketch.config import ConfigError, RunConfig, TermGradientConfig
+from pinnsketch.memory import saved_tensor_bytes
 
-__all__ = ["MODES", "compare", "parse_modes", "saved_tensor_bytes"]
+__all__ = ["MODES", "compare", "parse_modes", "data_term_memory"]
 
 # mode name -> (gradient, variant) of the data term
 MODES: dict[str, tuple[str, str]] = {
@@ -55,51 +59,90 @@ def _mode_config(config: RunConfig, name: str, rank: int | None) -> RunConfig:
     return dataclasses.replace(config, terms={**config.terms, "data": data})
 
 
-def saved_tensor_bytes(config: RunConfig) -> int:
-    """Bytes autograd saves for the backward of the data term's loss under ``config``.
+def data_term_memory(config: RunConfig) -> tuple[int, int]:
+    """What the data term's gradient costs in memory under ``config``, in bytes.
 
-    Counted with ``torch.autograd.graph.saved_tensors_hooks`` over one forward of the data
-    term (distinct storages only, so views of one tensor are counted once). Depends on
-    shapes and mode, not on the weights, so a freshly built trainer measures it.
+    Returns:
+        ``(saved, state)``: ``saved`` is what autograd keeps for the backward of the data
+        loss, counted with ``torch.autograd.graph.saved_tensors_hooks`` over one forward
+        (distinct storages only, so views of one tensor count once); ``state`` is what the
+        sketched gradient keeps between steps (the ``ema`` sketches and their test matrices;
+        0 for exact and ``batch``). Both depend on shapes and mode, not on the weights, so
+        a freshly built trainer measures them.
     """
     from pinnsketch.api import build_trainer
 
     trainer = build_trainer(config)
-    storages: dict[int, int] = {}
-
-    def pack(tensor: torch.Tensor):
-        storage = tensor.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    forward = trainer.model if trainer.sketched_data is None else trainer._sketched_forward
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        trainer.problem.residuals(forward, {"data": trainer.batch["data"]})["data"].square().mean()
-    return sum(storages.values())
+    sketched = trainer.sketched_data
+    forward = trainer.model if sketched is None else trainer._sketched_forward
+    saved = saved_tensor_bytes(lambda: trainer.problem.residuals(
+        forward, {"data": trainer.batch["data"]})["data"].square().mean())
+    return saved, (0 if sketched is None else sketched.nbytes())
 
 
-def compare(config: RunConfig, modes: list[tuple[str, int | None]], out: Path) -> list[dict[str, Any]]:
-    """Train every mode into ``out/<mode>[-r<rank>]`` and write the comparison files."""
-    from pinnsketch.api import train
+def compare(config: RunConfig, modes: list[tuple[str, int | None]], out: Path, *,
+            jobs: int = 1) -> list[dict[str, Any]]:
+    """Train every mode into ``out/<mode>[-r<rank>]`` and write the comparison files.
 
+    Args:
+        config: a validated configuration with observations (a ``data`` term).
+        modes: ``(name, rank)`` pairs from :func:`parse_modes`.
+        out: folder for the runs and ``comparison.{png,md,json}``.
+        jobs: modes trained at once, each in its own process with
+            ``max(1, cpu_count // jobs)`` torch threads and no progress bar. Wall times of
+            concurrent modes include their contention for the cores: compare them only
+            within one ``jobs`` setting.
+
+    Returns:
+        One row per mode, in the order of ``modes``: final errors and losses, steps, stop
+        reasons, wall time, saved-tensor bytes of the data term, and the metrics history.
+    """
     if config.problem.observations.count == 0:
         raise ConfigError("problem.observations.count: got 0; compare needs a data term")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"--jobs: got {jobs!r}, expected an integer >= 1")
     out = Path(out)
-    rows = []
-    for name, rank in modes:
-        label = name if rank is None else f"{name}-r{rank}"
-        mode_config = _mode_config(config, name, rank)
-        run = train(mode_config, out=out / label)
-        summary = run.summary
-        rows.append({"mode": label, "rel_l2": summary["rel_l2"],
-                     "pde_loss": summary["final_losses"].get("pde"),
-                     "data_loss": summary["final_losses"].get("data"),
-                     **{k: v for k, v in summary.items() if k.startswith("lambda")},
-                     "wall_s": summary["wall_s"], "saved_bytes": saved_tensor_bytes(mode_config),
-                     "metrics": run.metrics})
+    if jobs == 1:
+        rows = [_train_mode(config, name, rank, out, None) for name, rank in modes]
+    else:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        quiet = dataclasses.replace(config, output=dataclasses.replace(config.output, progress=False))
+        # spawn, not fork: a forked child would inherit the parent's torch thread pool.
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            futures = [pool.submit(_train_mode, quiet, name, rank, out, threads)
+                       for name, rank in modes]
+            try:
+                rows = [future.result() for future in futures]
+            except BaseException:
+                # A failed mode or Ctrl-C: start no further modes (the running ones have
+                # had the SIGINT too and leave their checkpoints).
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     _write_tables(rows, out)
     _plot(rows, out / "comparison.png")
     return rows
+
+
+def _train_mode(config: RunConfig, name: str, rank: int | None, out: Path,
+                threads: int | None) -> dict[str, Any]:
+    """Train one mode into ``out/<label>`` and return its comparison row."""
+    from pinnsketch.api import train
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    label = name if rank is None else f"{name}-r{rank}"
+    mode_config = _mode_config(config, name, rank)
+    run = train(mode_config, out=out / label)
+    summary = run.summary
+    return {"mode": label, "rel_l2": summary["rel_l2"],
+            "pde_loss": summary["final_losses"].get("pde"),
+            "data_loss": summary["final_losses"].get("data"),
+            **{k: v for k, v in summary.items() if k.startswith("lambda")},
+            "steps": summary["steps"], "lbfgs_stop": summary["stop_reasons"].get("lbfgs", ""),
+            "wall_s": summary["wall_s"],
+            **dict(zip(("saved_bytes", "state_bytes"), data_term_memory(mode_config))),
+            "metrics": run.metrics}
 
 
 def _write_tables(rows: list[dict[str, Any]], out: Path) -> None:

@@ -35,7 +35,7 @@ def test_identification_residual_with_true_coefficients_is_the_burgers_residual(
     forward, inverse = Burgers(), BurgersIdentification()
     with torch.no_grad():
         inverse.lambda1.fill_(1.0)
-        inverse.lambda2.fill_(forward.options.nu)
+        inverse.log_lambda2.fill_(math.log(forward.options.nu))
     g = torch.Generator().manual_seed(0)
     z = forward.domain.interior(torch.rand(300, 2, generator=g, dtype=torch.float64)).requires_grad_(True)
     model = lambda p: torch.tanh(3 * p[:, 0] - p[:, 1]) * torch.cos(p[:, 1])
@@ -56,11 +56,21 @@ def test_identification_learns_coefficients_and_checkpoints_them(tmp_path):
                                     tiny_overrides(40, 20) + ["problem.observations.count=200"])
     run = pinnsketch.train(config, out=tmp_path / "id")
     summary = run.summary
-    assert summary["lambda1"] != 0.0 and summary["lambda2"] != 0.0  # they moved from the start
+    # Both moved from the start (0 and e⁻⁶); λ₂ stays positive through its log.
+    assert summary["lambda1"] != 0.0 and summary["lambda2"] != math.exp(-6.0)
+    assert summary["lambda2"] > 0
     assert summary["lambda1_error"] == pytest.approx(abs(summary["lambda1"] - 1.0))
     loaded = pinnsketch.load_run(tmp_path / "id")
     assert loaded.problem.metrics()["lambda1"] == summary["lambda1"]
+    assert loaded.problem.metrics()["lambda2"] == summary["lambda2"]
     assert "lambda1" in run.metrics[-1]
+
+
+@pytest.mark.parametrize("bad", ["0.0", "-0.01"])
+def test_identification_needs_a_positive_lambda2_start(bad):
+    with pytest.raises(ConfigError, match=rf"problem.lambda2_init: got {bad}, must be > 0"):
+        pinnsketch.load_config(ROOT / "problems" / "burgers_identification.yaml",
+                               [f"problem.lambda2_init={bad}"])
 
 
 def test_identification_without_data_is_a_config_error(tmp_path):
@@ -104,3 +114,35 @@ def test_compare_runs_modes_side_by_side_and_measures_saved_memory(tmp_path):
     # gradients, and the sketched graph keeps rank-2 factors instead of 400×32 activations.
     assert rows[1]["saved_bytes"] < 0.6 * rows[0]["saved_bytes"]
     assert rows[0]["metrics"][0]["step"] == rows[1]["metrics"][0]["step"] == 10
+    assert rows[0]["lbfgs_stop"] == "" and rows[0]["steps"] == 10
+
+    # Two modes at once, one process each: the same runs (round-off apart where the worker's
+    # thread count differs from this process's).
+    parallel = compare(config, parse_modes("exact,sketched", "2"), tmp_path / "parallel", jobs=2)
+    assert [r["mode"] for r in parallel] == ["exact", "sketched-r2"]
+    for one, other in zip(rows, parallel):
+        assert one["saved_bytes"] == other["saved_bytes"]
+        for key in ("rel_l2", "data_loss", "pde_loss", "lambda1", "lambda2"):
+            assert other[key] == pytest.approx(one[key], rel=1e-8), (one["mode"], key)
+    with pytest.raises(ConfigError, match="--jobs: got 0"):
+        compare(config, parse_modes("exact", None), tmp_path / "never", jobs=0)
+    # The ema sketches live between steps; exact and batch keep nothing.
+    assert rows[0]["state_bytes"] == rows[1]["state_bytes"] == 0
+
+
+def test_ema_state_is_counted_and_does_not_depend_on_the_data_values(tmp_path):
+    from pinnsketch.compare import data_term_memory
+
+    overrides = tiny_overrides() + ["model.width=32", "problem.observations.count=400",
+                                    "terms.data.gradient=sketched", "terms.data.rank=2"]
+    path = ROOT / "problems" / "burgers_identification.yaml"
+    batch = data_term_memory(pinnsketch.load_config(path, overrides + ["terms.data.variant=batch"]))
+    ema = data_term_memory(pinnsketch.load_config(path, overrides + ["terms.data.variant=ema"]))
+    noisy = data_term_memory(pinnsketch.load_config(
+        path, overrides + ["terms.data.variant=ema", "problem.observations.noise=0.05"]))
+    assert batch[1] == 0
+    assert ema[0] == batch[0]  # the same rank-2 factors in the graph
+    # The ema sketches hold at least k = 2r + 1 = 5 rows of each sketched layer's 400 × 32
+    # input (float64), and nothing that depends on the values.
+    assert ema[1] >= 8 * 5 * (400 + 32)
+    assert noisy == ema

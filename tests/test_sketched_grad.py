@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from pinnsketch.memory import saved_tensor_bytes
 from pinnsketch.model import ACTIVATIONS, INITIALIZERS, MLP, PINN
 from pinnsketch.sketch.rank import RankController
 from pinnsketch.sketch.sketched_grad import (SketchedGradient, SketchedLinearFunction,
@@ -53,17 +54,7 @@ def _sketched(model: PINN, variant: str, rank: int, n_rows: int, seed: int = 5):
 
 
 def _saved_bytes(forward, points, values) -> int:
-    """Bytes of distinct storages autograd saves for the data loss's backward."""
-    storages: dict[int, int] = {}
-
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        (forward(points) - values).square().mean()
-    return sum(storages.values())
+    return saved_tensor_bytes(lambda: (forward(points) - values).square().mean())
 
 
 # -- exactness ------------------------------------------------------------------------------
