@@ -1,13 +1,17 @@
-"""The benchmarks compare like with like: the bare loop does exactly the trainer's maths."""
+"""The benchmarks compare like with like: the bare loop does exactly the trainer's maths, and
+the identification table reports what the runs wrote."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import identification  # noqa: E402
 import step_time  # noqa: E402
+from conftest import tiny_overrides  # noqa: E402
 
 
 def test_bare_loop_takes_the_trainer_steps():
@@ -22,3 +26,17 @@ def test_bare_loop_takes_the_trainer_steps():
         # float32, same ops in the same order: equal up to a few ulps of reassociation.
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert any(not torch.equal(a, b0) for a, b0 in zip(ours, step_time.make_trainer().model.parameters()))
+
+
+def test_identification_table_reports_each_run(tmp_path, capsys):
+    overrides = tiny_overrides(10, 5) + ["problem.observations.count=200", "output.plots=false"]
+    table = identification.main([0.0], [2], ["batch"], jobs=1, out=tmp_path, overrides=overrides)
+    printed = capsys.readouterr().out.splitlines()
+    assert [row["mode"] for row in table] == ["exact", "sketched-batch-r2"]
+    assert len(printed) == 2 + len(table)
+    for row, line in zip(table, printed[2:]):
+        summary = json.loads((tmp_path / "noise-0" / row["mode"] / "summary.json").read_text())
+        assert row["lambda1_error"] == summary["lambda1_error"]
+        assert f"| {row['mode']} | {summary['rel_l2']:.2e} |" in line
+        assert f"{100 * summary['lambda2_error']:.3g}" in line
+    assert "(−" in printed[3]  # the sketched row states its saving against exact
