@@ -37,6 +37,11 @@ def test_identification_table_reports_each_run(tmp_path, capsys):
     for row, line in zip(table, printed[2:]):
         summary = json.loads((tmp_path / "noise-0" / row["mode"] / "summary.json").read_text())
         assert row["lambda1_error"] == summary["lambda1_error"]
-        assert f"| {row['mode']} | {summary['rel_l2']:.2e} |" in line
-        assert f"{100 * summary['lambda2_error']:.3g}" in line
+        final = (f"| {summary['rel_l2']:.2e} | {100 * summary['lambda1_error']:.3g} | "
+                 f"{100 * summary['lambda2_error']:.3g} |")
+        assert line.startswith(f"| 0% | {row['mode']} |") and final in line
+        metrics = [json.loads(m) for m in
+                   (tmp_path / "noise-0" / row["mode"] / "metrics.jsonl").read_text().splitlines()]
+        end_of_adam = next(m for m in metrics if m["step"] == 10)
+        assert row["adam_rel_l2"] == end_of_adam["rel_l2"] != summary["rel_l2"]
     assert "(−" in printed[3]  # the sketched row states its saving against exact
