@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ import torch.multiprocessing as mp
 import pinnsketch
 from conftest import tiny_overrides
 from pinnsketch.api import build_trainer
+from pinnsketch.config import ConfigError
 from pinnsketch.distributed import init_from_environment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,8 +23,6 @@ OVERRIDES = tiny_overrides() + ["model.hard_constraints=false", "train.dtype=flo
                                 "sampling.adaptive=none", "sampling.resample_every=0",
                                 "monitor.enabled=true", "monitor.every=2", "monitor.rank=2"]
 ADAM_STEPS, LBFGS_CHUNKS = 6, 2
-# Each torchrun launch imports torch in 3 processes and trains a few dozen tiny steps.
-TORCHRUN_SECONDS = 180
 
 
 def _free_port() -> int:
@@ -103,38 +100,39 @@ def test_one_failing_rank_ends_all_without_hanging(tmp_path):
     assert not (tmp_path / "rank0.pt").exists()
 
 
-def _torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
-    """``torchrun --standalone --nproc_per_node=nproc -m pinnsketch run ARGS``, bounded in time."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={nproc}", "-m", "pinnsketch", "run", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=TORCHRUN_SECONDS,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+def _train_worker(rank: int, world: int, port: int, overrides: list[str], out: str,
+                  resume: bool) -> None:
+    """One rank of ``pinnsketch.train``, joined through the environment as torchrun does it."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world),
+                      RANK=str(rank), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    config = pinnsketch.load_config(ROOT / "problems" / "burgers.yaml", overrides)
+    pinnsketch.train(config, out=None if resume else out, resume=out if resume else None)
 
 
-def test_torchrun_resume_equals_uninterrupted_and_needs_the_same_world_size(tmp_path):
-    config = str(ROOT / "problems" / "burgers.yaml")
-    sets = [arg for o in tiny_overrides(eval_every=5) + ["output.plots=false"] for arg in ("--set", o)]
-    budget = ["--set", "train.adam_steps=20", "--set", "train.lbfgs_steps=6"]
-    full = _torchrun(2, config, *sets, *budget, "--out", str(tmp_path / "full"))
-    assert full.returncode == 0, full.stderr[-3000:]
-    part = _torchrun(2, config, *sets, "--set", "train.adam_steps=10", "--set",
-                     "train.lbfgs_steps=0", "--out", str(tmp_path / "part"))
-    assert part.returncode == 0, part.stderr[-3000:]
+def test_resume_with_two_ranks_equals_uninterrupted_and_needs_the_same_world_size(tmp_path):
+    base = tiny_overrides(eval_every=5) + ["output.plots=false"]
+    budget = base + ["train.adam_steps=20", "train.lbfgs_steps=6"]
+    launch = lambda overrides, name, resume=False: mp.spawn(  # noqa: E731
+        _train_worker, args=(2, _free_port(), overrides, str(tmp_path / name), resume),
+        nprocs=2, join=True)
+    launch(budget, "full")
+    launch(base + ["train.adam_steps=10", "train.lbfgs_steps=0"], "part")
 
-    # A different number of processes is refused with a usage error, nothing changed.
+    # One process cannot take over the two ranks' shards: refused before anything is written.
     before = (tmp_path / "part" / "checkpoint.pt").read_bytes()
-    wrong = _torchrun(1, "--resume", str(tmp_path / "part"), *budget)
-    assert wrong.returncode != 0
-    assert "the run used 2 process(es), this launch has 1" in wrong.stderr
+    with pytest.raises(ConfigError, match=r"the run used 2 process\(es\), this launch has 1"):
+        pinnsketch.train(pinnsketch.load_config(ROOT / "problems" / "burgers.yaml", budget),
+                         resume=tmp_path / "part")
     assert (tmp_path / "part" / "checkpoint.pt").read_bytes() == before
 
-    resumed = _torchrun(2, "--resume", str(tmp_path / "part"), *budget)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    launch(budget, "part", resume=True)
     load = lambda name: torch.load(tmp_path / name / "checkpoint.pt", weights_only=False)  # noqa: E731
-    full_model, resumed_model = load("full")["trainer"]["model"], load("part")["trainer"]["model"]
-    assert full_model.keys() == resumed_model.keys()
-    for key in full_model:
-        assert torch.equal(full_model[key], resumed_model[key]), key
+    full, resumed = load("full"), load("part")
+    for key in full["trainer"]["model"]:
+        assert torch.equal(full["trainer"]["model"][key], resumed["trainer"]["model"][key]), key
+    for a, b in zip(full["ranks"], resumed["ranks"]):  # every rank's sampler state too
+        _assert_close_nested(a, b)
     metrics = lambda name: [json.loads(line) for line in  # noqa: E731
                             (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
     assert len(metrics("full")) >= 5  # evaluations before and after the resume point
