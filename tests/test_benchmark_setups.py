@@ -2,7 +2,6 @@
 the identification table reports what the runs wrote."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import identification  # noqa: E402
 import step_time  # noqa: E402
 from conftest import tiny_overrides  # noqa: E402
+from pinnsketch.runs import RunDir  # noqa: E402
 
 
 def test_bare_loop_takes_the_trainer_steps():
@@ -35,13 +35,13 @@ def test_identification_table_reports_each_run(tmp_path, capsys):
     assert [row["mode"] for row in table] == ["exact", "sketched-batch-r2"]
     assert len(printed) == 2 + len(table)
     for row, line in zip(table, printed[2:]):
-        summary = json.loads((tmp_path / "noise-0" / row["mode"] / "summary.json").read_text())
+        folder = RunDir(tmp_path / "noise-0" / row["mode"])
+        summary = folder.read_summary()
         assert row["lambda1_error"] == summary["lambda1_error"]
         final = (f"| {summary['rel_l2']:.2e} | {100 * summary['lambda1_error']:.3g} | "
                  f"{100 * summary['lambda2_error']:.3g} |")
         assert line.startswith(f"| 0% | {row['mode']} |") and final in line
-        metrics = [json.loads(m) for m in
-                   (tmp_path / "noise-0" / row["mode"] / "metrics.jsonl").read_text().splitlines()]
+        metrics = folder.read_metrics()
         end_of_adam = next(m for m in metrics if m["step"] == 10)
         assert row["adam_rel_l2"] == end_of_adam["rel_l2"] != summary["rel_l2"]
     assert "(−" in printed[3]  # the sketched row states its saving against exact

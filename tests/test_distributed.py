@@ -2,7 +2,6 @@
 single process whose batch is the union of the two shards."""
 from __future__ import annotations
 
-import json
 import os
 import socket
 from pathlib import Path
@@ -17,6 +16,7 @@ from conftest import tiny_overrides
 from pinnsketch.api import build_trainer
 from pinnsketch.config import ConfigError
 from pinnsketch.distributed import init_from_environment
+from pinnsketch.runs import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERRIDES = tiny_overrides() + ["model.hard_constraints=false", "train.dtype=float64",
@@ -31,6 +31,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _join_as(rank: int, world: int, port: int) -> None:
+    """Describe this process as rank ``rank`` of ``world`` in the environment, as torchrun does."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world),
+                      RANK=str(rank), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+
+
 def _train(trainer) -> None:
     for _ in range(ADAM_STEPS):
         trainer.adam_step()
@@ -39,9 +46,7 @@ def _train(trainer) -> None:
 
 
 def _worker(rank: int, world: int, port: int, out: str, fail_rank: int) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world),
-                      RANK=str(rank), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
+    _join_as(rank, world, port)
     config = pinnsketch.load_config(ROOT / "problems" / "burgers.yaml", OVERRIDES)
     context = init_from_environment("gloo", torch.device("cpu"), timeout_s=60)
     trainer = build_trainer(config, context)
@@ -103,9 +108,7 @@ def test_one_failing_rank_ends_all_without_hanging(tmp_path):
 def _train_worker(rank: int, world: int, port: int, overrides: list[str], out: str,
                   resume: bool) -> None:
     """One rank of ``pinnsketch.train``, joined through the environment as torchrun does it."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world),
-                      RANK=str(rank), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
+    _join_as(rank, world, port)
     config = pinnsketch.load_config(ROOT / "problems" / "burgers.yaml", overrides)
     pinnsketch.train(config, out=None if resume else out, resume=out if resume else None)
 
@@ -127,14 +130,12 @@ def test_resume_with_two_ranks_equals_uninterrupted_and_needs_the_same_world_siz
     assert (tmp_path / "part" / "checkpoint.pt").read_bytes() == before
 
     launch(budget, "part", resume=True)
-    load = lambda name: torch.load(tmp_path / name / "checkpoint.pt", weights_only=False)  # noqa: E731
-    full, resumed = load("full"), load("part")
+    full, resumed = (RunDir(tmp_path / name).load_checkpoint() for name in ("full", "part"))
     for key in full["trainer"]["model"]:
         assert torch.equal(full["trainer"]["model"][key], resumed["trainer"]["model"][key]), key
     for a, b in zip(full["ranks"], resumed["ranks"]):  # every rank's sampler state too
         _assert_close_nested(a, b)
-    metrics = lambda name: [json.loads(line) for line in  # noqa: E731
-                            (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+    metrics = lambda name: RunDir(tmp_path / name).read_metrics()  # noqa: E731
     assert len(metrics("full")) >= 5  # evaluations before and after the resume point
     assert [(r["step"], r["rel_l2"]) for r in metrics("part")] == \
         [(r["step"], r["rel_l2"]) for r in metrics("full")]

@@ -12,10 +12,11 @@ x = 0 and about x = ±1, so the solution stays odd there and u(±1, t) = 0: rest
 from __future__ import annotations
 
 import functools
-import math
 import numbers
 
 import numpy as np
+
+from pinnsketch.problems.arguments import check_positive
 
 __all__ = ["burgers_cole_hopf", "burgers_reference_grid"]
 
@@ -80,8 +81,7 @@ def burgers_cole_hopf(x: np.ndarray, t: np.ndarray, nu: float, *, nodes: int = N
         ValueError: for nu ≤ 0 or non-finite, nodes outside [1, 360], non-finite x or t,
             t < 0, or when step 4 finds ``nodes`` too few for this ν (pass more nodes).
     """
-    if isinstance(nu, bool) or not isinstance(nu, numbers.Real) or not (math.isfinite(nu) and nu > 0):
-        raise ValueError(f"nu must be a finite real number > 0, got {nu!r}")
+    check_positive("nu", nu)
     if isinstance(nodes, bool) or not isinstance(nodes, numbers.Integral) or not 1 <= nodes <= MAX_NODES:
         raise ValueError(f"nodes must be an integer in [1, {MAX_NODES}], got {nodes!r}")
     x, t = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(t, dtype=np.float64))

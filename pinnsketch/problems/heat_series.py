@@ -5,11 +5,11 @@ a finite sine series is an exact solution: nothing is truncated.
 """
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Sequence
 
 import numpy as np
+
+from pinnsketch.problems.arguments import check_positive, is_finite_real
 
 __all__ = ["heat_1d_series", "heat_2d_series"]
 
@@ -34,8 +34,8 @@ def heat_1d_series(x: np.ndarray, t: np.ndarray, *, alpha: float, coefficients: 
         ValueError: for alpha or length not finite and > 0, empty or non-finite
             coefficients, or non-finite x, t or t < 0.
     """
-    _check_positive("alpha", alpha)
-    _check_positive("length", length)
+    check_positive("alpha", alpha)
+    check_positive("length", length)
     try:
         b = np.asarray(coefficients, dtype=np.float64)
     except (TypeError, ValueError):
@@ -71,7 +71,7 @@ def heat_2d_series(x: np.ndarray, y: np.ndarray, t: np.ndarray, *, alpha: float,
         ValueError: for alpha not finite and > 0, an empty ``modes`` or a malformed mode,
             or non-finite x, y, t or t < 0.
     """
-    _check_positive("alpha", alpha)
+    check_positive("alpha", alpha)
     if len(modes) == 0:
         raise ValueError("modes must hold at least one (i, j, a), got an empty sequence")
     for mode in modes:
@@ -83,25 +83,15 @@ def heat_2d_series(x: np.ndarray, y: np.ndarray, t: np.ndarray, *, alpha: float,
     return (a * decay * np.sin(i * np.pi * x[..., None]) * np.sin(j * np.pi * y[..., None])).sum(axis=-1)
 
 
-def _check_positive(name: str, value: float) -> None:
-    if not (_is_real(value) and value > 0):
-        raise ValueError(f"{name} must be a finite real number > 0, got {value!r}")
-
-
 def _check_mode(mode) -> None:
     try:
         i, j, a = mode
     except (TypeError, ValueError):
         i = j = a = None  # not a triple: reported below
-    if not (all(_is_real(n) for n in (i, j, a))
+    if not (all(is_finite_real(n) for n in (i, j, a))
             and all(float(n).is_integer() and n >= 1 for n in (i, j))):
         raise ValueError(f"modes: got {mode!r}, each mode must be (i, j, a) with "
                          f"integer-valued i, j >= 1 and a finite amplitude a")
-
-
-def _is_real(value) -> bool:
-    """A finite real number that is not a bool (mode numbers from YAML may arrive as 1.0)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _broadcast_points(**arrays: np.ndarray) -> list[np.ndarray]:
