@@ -22,8 +22,8 @@ import torch
 import torch.multiprocessing as mp
 
 import pinnsketch
-from pinnsketch.api import build_trainer
-from pinnsketch.distributed import init_from_environment
+from pinnsketch.training.build import build_trainer
+from pinnsketch.training.distributed import init_from_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 TOTAL_POINTS = 20000

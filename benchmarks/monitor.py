@@ -29,9 +29,10 @@ from pathlib import Path
 import torch
 
 import pinnsketch
-from pinnsketch.api import DTYPES, build_model
-from pinnsketch.sketch.monitor import SketchMonitor
-from pinnsketch.trainer import Trainer
+from pinnsketch.config import DTYPES
+from pinnsketch.training.build import build_model
+from pinnsketch.monitor import SketchMonitor
+from pinnsketch.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ["sampling.resample_every=0"]

@@ -32,7 +32,7 @@ import torch
 
 from pinnsketch.memory import saved_tensor_bytes
 from pinnsketch.model import ACTIVATIONS, INITIALIZERS, MLP, PINN
-from pinnsketch.problems.cole_hopf import burgers_cole_hopf
+from pinnsketch.references.cole_hopf import burgers_cole_hopf
 from pinnsketch.sketch.sketched_grad import SketchedGradient, one_pass_factors
 
 NU = 0.01 / math.pi

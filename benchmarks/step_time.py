@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 import pinnsketch
-from pinnsketch.api import build_model
-from pinnsketch.trainer import Trainer
+from pinnsketch.training.build import build_model
+from pinnsketch.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = ["model.width=20", "model.depth=3", "model.hard_constraints=false",

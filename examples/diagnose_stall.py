@@ -15,9 +15,9 @@ import argparse
 from pathlib import Path
 
 import pinnsketch
-from pinnsketch.runs import RunDir
-from pinnsketch.sketch.diagnosis import diagnose
-from pinnsketch.sketch.monitor import SketchMonitor
+from pinnsketch.runs.run_dir import RunDir
+from pinnsketch.diagnosis import diagnose
+from pinnsketch.monitor import SketchMonitor
 
 PROBLEMS = Path(__file__).resolve().parents[1] / "problems"
 

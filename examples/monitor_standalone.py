@@ -15,8 +15,8 @@ import argparse
 
 import torch
 
-from pinnsketch.sketch.diagnosis import write_report
-from pinnsketch.sketch.monitor import SketchMonitor, term_gradients
+from pinnsketch.runs.diagnosis import write_report
+from pinnsketch.monitor import SketchMonitor, term_gradients
 
 
 def main(steps: int = 600, out: str = "runs/monitor-standalone"):

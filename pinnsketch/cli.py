@@ -1,20 +1,49 @@
-"""The ``pinnsketch`` command: run, problems, compare, diagnose.
-
-Exit status: 0 success; 1 the run diverged or failed; 2 bad input (one line, no traceback,
-nothing written); 130 interrupted (checkpoint saved).
-"""
+"""The pinnsketch command: solve PDEs from YAML configs, check them, compare, diagnose."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
 import logging
+import os
+import shutil
 import sys
+import textwrap
 from pathlib import Path
+
+from pinnsketch.version import __version__
+from pinnsketch.api import check_config, train
+from pinnsketch.compare import compare, parse_modes
+from pinnsketch.config import load_config
+from pinnsketch.errors import ConfigError, NonFiniteLoss, RunInterrupted, suggest
+from pinnsketch.problems import BUILTIN_PROBLEMS
+from pinnsketch.runs.diagnosis import diagnose_run
 
 __all__ = ["main"]
 
+EPILOG = """\
+examples:
+  pinnsketch run problems/burgers.yaml
+  pinnsketch run problems/burgers.yaml --set train.adam_steps=200 --set train.lbfgs_steps=0
+  pinnsketch run --resume runs/burgers-20261202-101500
+  pinnsketch check problems/heat.yaml
+  pinnsketch problems heat
+  pinnsketch compare problems/heat_data.yaml --modes exact,sketched --ranks 2,8
+  pinnsketch diagnose runs/burgers-20261202-101500
+
+exit status:
+  0    done (also: a resumed run that had already finished)
+  1    the run diverged (non-finite loss; the last good checkpoint is kept)
+  2    bad input: one line naming the key, the value and what is allowed; nothing written
+  130  interrupted (Ctrl-C); the message says what was saved and how to continue
+"""
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pinnsketch", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="pinnsketch", description=__doc__.splitlines()[0], epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"pinnsketch {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="solve a problem from a YAML config")
@@ -26,20 +55,28 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=("cpu", "cuda"),
                      help="shorthand for --set train.device=...")
 
-    commands.add_parser("problems", help="list the built-in problems")
+    check = commands.add_parser("check", help="check a config (and its problem) without "
+                                              "training; exit 0 or 2")
+    check.add_argument("config", help="YAML config")
+    check.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY.PATH=VALUE", help="override a config value (repeatable)")
 
-    compare = commands.add_parser(
+    problems = commands.add_parser("problems", help="list the built-in problems, or show one "
+                                                    "problem's options")
+    problems.add_argument("name", nargs="?", help="a built-in problem name")
+
+    comp = commands.add_parser(
         "compare", help="run exact and sketched data-term gradients side by side")
-    compare.add_argument("config", help="YAML config with a data term")
-    compare.add_argument("--modes", default="exact,sketched",
-                         help="comma-separated: exact, sketched, sketched-batch, sketched-ema")
-    compare.add_argument("--ranks", help="comma-separated sketch ranks (default: the config's)")
-    compare.add_argument("--out", help="folder for the runs and the comparison "
-                                       "(default runs/compare-<timestamp>)")
-    compare.add_argument("--jobs", type=int, default=1,
-                         help="modes trained at once, one process each (default 1)")
-    compare.add_argument("--set", dest="overrides", action="append", default=[],
-                         metavar="KEY.PATH=VALUE", help="override a config value (repeatable)")
+    comp.add_argument("config", help="YAML config with a data term")
+    comp.add_argument("--modes", default="exact,sketched",
+                      help="comma-separated: exact, sketched, sketched-batch, sketched-ema")
+    comp.add_argument("--ranks", help="comma-separated sketch ranks (default: the config's)")
+    comp.add_argument("--out", help="folder for the runs and the comparison "
+                                    "(default runs/compare-<timestamp>)")
+    comp.add_argument("--jobs", type=int, default=1,
+                      help="modes trained at once, one process each (default 1)")
+    comp.add_argument("--set", dest="overrides", action="append", default=[],
+                      metavar="KEY.PATH=VALUE", help="override a config value (repeatable)")
 
     diagnose = commands.add_parser("diagnose", help="stall diagnosis of a monitored run")
     diagnose.add_argument("run_dir", metavar="RUN_DIR")
@@ -47,10 +84,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pinnsketch.api import train
-    from pinnsketch.config import ConfigError, load_config
-    from pinnsketch.trainer import NonFiniteLoss
-
     overrides = list(args.overrides)
     if args.device:
         overrides.append(f"train.device={args.device}")
@@ -68,37 +101,75 @@ def _run(args: argparse.Namespace) -> int:
         print(f"pinnsketch: error: {err}; stopped, the last good checkpoint is kept",
               file=sys.stderr)
         return 1
+    except RunInterrupted as err:
+        folder = Path(err.folder)
+        if err.checkpoint_saved:
+            said = f"checkpoint of step {err.step} saved in {folder}"
+        elif (folder / "checkpoint.pt").exists():
+            said = f"the last periodic checkpoint in {folder} is kept"
+        else:
+            print(f"pinnsketch: interrupted at step {err.step} before any checkpoint was "
+                  f"written; nothing to resume (metrics so far, if any, are in {folder})",
+                  file=sys.stderr)
+            return 130
+        print(f"pinnsketch: interrupted; {said}; continue with "
+              f"`pinnsketch run --resume {folder}`", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        where = args.resume or args.out or "the run folder"
-        print(f"pinnsketch: interrupted; checkpoint saved, continue with "
-              f"`pinnsketch run --resume {where}`", file=sys.stderr)
+        print("pinnsketch: interrupted before training started; nothing was written",
+              file=sys.stderr)
         return 130
     summary = run.summary
     if not summary:  # a non-zero rank of a distributed run: rank 0 reports
         return 0
+    rel = summary["rel_l2"]
+    error = f"rel_l2 = {rel:.3e}" if rel is not None else "rel_l2 not measured (no reference)"
     reasons = "; ".join(f"{phase}: {why}" for phase, why in summary["stop_reasons"].items())
-    print(f"{run.path}: rel_l2 = {summary['rel_l2']:.3e} after {summary['steps']} steps "
-          f"({summary['wall_s']:.1f} s); stopped: {reasons}")
+    print(f"{run.path}: {error} after {summary['steps']} steps ({summary['wall_s']:.1f} s); "
+          f"{'stopped: ' + reasons if reasons else 'no optimiser steps in the schedule'}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.overrides)
+    check_config(config)
+    print(f"{args.config}: ok")
     return 0
 
 
 def _problems(args: argparse.Namespace) -> int:
-    from pinnsketch.problems import BUILTIN_PROBLEMS
-
-    for name, cls in BUILTIN_PROBLEMS.items():
-        doc = (cls.__doc__ or "").strip().splitlines()[0]
-        print(f"{name:10s} inputs ({', '.join(cls.input_names)})  {doc}")
+    width = shutil.get_terminal_size((100, 20)).columns
+    if args.name is None:
+        column = max(len(n) for n in BUILTIN_PROBLEMS) + 2
+        for name, cls in BUILTIN_PROBLEMS.items():
+            doc = " ".join((cls.__doc__ or "").split())
+            first = doc.split(". ")[0].rstrip(".") + "."
+            lines = textwrap.wrap(f"({', '.join(cls.input_names)}) {first}",
+                                  max(40, width - column))
+            print(f"{name:<{column}}{lines[0]}")
+            for line in lines[1:]:
+                print(" " * column + line)
+        return 0
+    if args.name not in BUILTIN_PROBLEMS:
+        raise ConfigError(f"problems: got {args.name!r}{suggest(args.name, BUILTIN_PROBLEMS)} "
+                          f"(allowed: {', '.join(BUILTIN_PROBLEMS)})")
+    cls = BUILTIN_PROBLEMS[args.name]
+    print(f"{args.name}: {' '.join((cls.__doc__ or '').split())}")
+    print(f"inputs: {', '.join(cls.input_names)}")
+    fields = dataclasses.fields(cls.Options)
+    print("options (YAML keys beside `type`, with defaults):" if fields else "options: none")
+    for f in fields:
+        print(f"  {f.name}: {f.default!r}")
+    doc = " ".join((cls.Options.__doc__ or "").split())
+    if fields and doc:
+        print(textwrap.fill(doc, width - 2, initial_indent="  ", subsequent_indent="  "))
     return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
-    import datetime
-
-    from pinnsketch.compare import compare, parse_modes
-    from pinnsketch.config import ConfigError, load_config
-
     modes = parse_modes(args.modes, args.ranks)
     config = load_config(args.config, args.overrides)
+    check_config(config)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"runs/compare-{stamp}")
     if out.exists() and any(out.iterdir()):
@@ -110,25 +181,20 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _diagnose(args: argparse.Namespace) -> int:
-    from pinnsketch.config import ConfigError
-    from pinnsketch.sketch.diagnosis import diagnose_run
-
-    folder = Path(args.run_dir)
-    if not (folder / "checkpoint.pt").is_file():
-        raise ConfigError(f"{folder}: not a run folder (no checkpoint.pt)")
-    print(diagnose_run(folder))
+    print(diagnose_run(Path(args.run_dir)))
     return 0
 
 
-COMMANDS = {"run": _run, "problems": _problems, "compare": _compare, "diagnose": _diagnose}
+COMMANDS = {"run": _run, "check": _check, "problems": _problems, "compare": _compare,
+            "diagnose": _diagnose}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
-    from pinnsketch.config import ConfigError
-
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # Only rank 0 of a distributed run logs progress; the others report warnings only.
+    level = logging.INFO if int(os.environ.get("RANK", "0")) == 0 else logging.WARNING
+    logging.basicConfig(level=level, format="%(message)s")
     try:
         return COMMANDS[args.command](args)
     except ConfigError as err:

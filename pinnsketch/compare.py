@@ -18,8 +18,12 @@ from typing import Any
 
 import torch
 
-from pinnsketch.config import ConfigError, RunConfig, TermGradientConfig
+from pinnsketch.config import RunConfig, TermGradientConfig
+from pinnsketch.errors import ConfigError
 from pinnsketch.memory import saved_tensor_bytes
+from pinnsketch.plots import comparison_figure
+from pinnsketch.runs.session import train
+from pinnsketch.training.build import build_trainer
 
 __all__ = ["MODES", "compare", "parse_modes", "data_term_memory"]
 
@@ -70,8 +74,6 @@ def data_term_memory(config: RunConfig) -> tuple[int, int]:
         0 for exact and ``batch``). Both depend on shapes and mode, not on the weights, so
         a freshly built trainer measures them.
     """
-    from pinnsketch.api import build_trainer
-
     trainer = build_trainer(config)
     sketched = trainer.sketched_data
     forward = trainer.model if sketched is None else trainer._sketched_forward
@@ -127,13 +129,13 @@ def compare(config: RunConfig, modes: list[tuple[str, int | None]], out: Path, *
 def _train_mode(config: RunConfig, name: str, rank: int | None, out: Path,
                 threads: int | None) -> dict[str, Any]:
     """Train one mode into ``out/<label>`` and return its comparison row."""
-    from pinnsketch.api import train
-
     if threads is not None:
         torch.set_num_threads(threads)
     label = name if rank is None else f"{name}-r{rank}"
     mode_config = _mode_config(config, name, rank)
-    run = train(mode_config, out=out / label)
+    labelled = dataclasses.replace(mode_config, output=dataclasses.replace(
+        mode_config.output, label=f"{mode_config.problem.type} {label}"))
+    run = train(labelled, out=out / label)
     summary = run.summary
     return {"mode": label, "rel_l2": summary["rel_l2"],
             "pde_loss": summary["final_losses"].get("pde"),
@@ -157,26 +159,5 @@ def _write_tables(rows: list[dict[str, Any]], out: Path) -> None:
 
 
 def _plot(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [("residual loss", lambda m: m["loss"].get("pde")),
-              ("data loss", lambda m: m["loss"].get("data")),
-              ("relative L2 error", lambda m: m["rel_l2"])]
-    if "lambda1_error" in rows[0]["metrics"][-1]:
-        panels += [("λ₁ error", lambda m: m["lambda1_error"]),
-                   ("λ₂ relative error", lambda m: m["lambda2_error"])]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8),
-                             constrained_layout=True)
-    for ax, (title, value) in zip(axes, panels):
-        for row in rows:
-            steps = [m["step"] for m in row["metrics"]]
-            ax.semilogy(steps, [value(m) for m in row["metrics"]], label=row["mode"])
-        ax.set_title(title)
-        ax.set_xlabel("step")
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    comparison_figure(rows, title=f"{path.parent.name}: exact and sketched data gradients"
+                      ).savefig(path, dpi=110)

@@ -45,15 +45,15 @@ def test_run_writes_every_artefact(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["steps"] == 30
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [m["step"] for m in metrics] == [10, 20, 30]
+    assert [m["step"] for m in metrics] == [0, 10, 20, 30]  # a step-0 row: the initial losses
     assert metrics[-1]["rel_l2"] == summary["rel_l2"]
 
 
 def test_problems_lists_builtins(capsys):
     status, out, _ = _main(capsys, "problems")
     assert status == 0
-    for name in ("burgers", "poisson", "heat", "heat2d"):
-        assert name in out
+    first_words = [line.split()[0] for line in out.splitlines() if line and not line[0].isspace()]
+    assert first_words == ["burgers", "burgers_identification", "heat", "heat2d", "poisson"]
 
 
 BAD_INPUT = [

@@ -10,7 +10,7 @@ import torch
 
 import pinnsketch
 from conftest import tiny_overrides
-from pinnsketch.config import ConfigError, ObservationConfig
+from pinnsketch.errors import ConfigError
 from pinnsketch.problems import Burgers, BurgersIdentification, Heat1D, make_observations
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,8 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("noise", [0.0, 0.05], ids=["clean", "noisy"])
 def test_observations_sample_the_reference_with_stated_noise(noise):
     problem = Heat1D()
-    rows = make_observations(problem, ObservationConfig(count=4000, noise=noise),
-                             torch.Generator().manual_seed(0))
+    rows = make_observations(problem, 4000, noise, torch.Generator().manual_seed(0))
     points, values = rows[:, :-1].numpy(), rows[:, -1].numpy()
     exact = problem.reference(points)
     deviation = values - exact
@@ -69,8 +68,8 @@ def test_identification_learns_coefficients_and_checkpoints_them(tmp_path):
 @pytest.mark.parametrize("bad", ["0.0", "-0.01"])
 def test_identification_needs_a_positive_lambda2_start(bad):
     with pytest.raises(ConfigError, match=rf"problem.lambda2_init: got {bad}, must be > 0"):
-        pinnsketch.load_config(ROOT / "problems" / "burgers_identification.yaml",
-                               [f"problem.lambda2_init={bad}"])
+        pinnsketch.check_config(pinnsketch.load_config(
+            ROOT / "problems" / "burgers_identification.yaml", [f"problem.lambda2_init={bad}"]))
 
 
 def test_identification_without_data_is_a_config_error(tmp_path):
@@ -113,7 +112,7 @@ def test_compare_runs_modes_side_by_side_and_measures_saved_memory(tmp_path):
     # Same seed, same points: the first evaluation (step 10) differs only through the data
     # gradients, and the sketched graph keeps rank-2 factors instead of 400×32 activations.
     assert rows[1]["saved_bytes"] < 0.6 * rows[0]["saved_bytes"]
-    assert rows[0]["metrics"][0]["step"] == rows[1]["metrics"][0]["step"] == 10
+    assert rows[0]["metrics"][1]["step"] == rows[1]["metrics"][1]["step"] == 10
     assert rows[0]["lbfgs_stop"] == "" and rows[0]["steps"] == 10
 
     # Two modes at once, one process each: the same runs (round-off apart where the worker's

@@ -11,12 +11,13 @@ import torch
 
 import pinnsketch
 from conftest import tiny_overrides
-from pinnsketch.api import build_model
+from pinnsketch.training.build import build_model
 from pinnsketch.cli import main as cli_main
-from pinnsketch.sketch.diagnosis import diagnose, write_report
-from pinnsketch.sketch.monitor import SketchMonitor
-from pinnsketch.sketch.statistics import MonitorHistory, history_columns
-from pinnsketch.trainer import Trainer
+from pinnsketch.diagnosis import diagnose
+from pinnsketch.runs.diagnosis import write_report
+from pinnsketch.monitor import SketchMonitor
+from pinnsketch.monitor.history import MonitorHistory, history_columns
+from pinnsketch.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {"layer0": (8, 2), "layer1": (8, 8), "layer2": (8, 8), "layer3": (1, 8)}

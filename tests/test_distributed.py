@@ -13,10 +13,10 @@ import torch.multiprocessing as mp
 
 import pinnsketch
 from conftest import tiny_overrides
-from pinnsketch.api import build_trainer
-from pinnsketch.config import ConfigError
-from pinnsketch.distributed import init_from_environment
-from pinnsketch.runs import RunDir
+from pinnsketch.training.build import build_trainer
+from pinnsketch.errors import ConfigError
+from pinnsketch.training.distributed import init_from_environment
+from pinnsketch.runs.run_dir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERRIDES = tiny_overrides() + ["model.hard_constraints=false", "train.dtype=float64",

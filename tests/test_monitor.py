@@ -16,12 +16,14 @@ import torch
 
 import pinnsketch
 from conftest import tiny_overrides
-from pinnsketch.api import build_model
+from pinnsketch.training.build import build_model
 from pinnsketch.config import MonitorConfig
-from pinnsketch.sketch.monitor import SketchMonitor, build_monitor, term_gradients
-from pinnsketch.sketch.statistics import (DecimatedHistory, alignment_score, effective_rank,
+from pinnsketch.monitor import SketchMonitor, term_gradients
+from pinnsketch.training.build import build_monitor
+from pinnsketch.monitor.history import DecimatedHistory
+from pinnsketch.monitor.statistics import ( alignment_score, effective_rank,
                                           largest_angle, principal_angles)
-from pinnsketch.trainer import Trainer
+from pinnsketch.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 BURGERS = ROOT / "problems" / "burgers.yaml"

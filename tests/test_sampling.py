@@ -11,7 +11,7 @@ from pinnsketch.config import SamplingConfig, TrainConfig
 from pinnsketch.domain import Domain
 from pinnsketch.problems import Problem
 from pinnsketch.sampling import UNIT_SAMPLERS, Sampler
-from pinnsketch.trainer import Trainer
+from pinnsketch.training.trainer import Trainer
 
 DOMAIN = Domain((0.0, -1.0), (2.0, 1.0), time=(0.0, 0.5))
 

@@ -9,35 +9,51 @@ loss), so the monitor can tell the terms apart. Built-in terms:
 - ``data``: u(z) − u_obs at observation points; its batch rows are ``(z..., u_obs)``.
 
 With hard constraints the output transform satisfies ``bc`` and ``ic`` exactly and those
-terms are dropped.
+terms are dropped. A problem takes points and counts, never configuration objects.
+
+A minimal problem sets ``input_names`` and ``domain`` and implements :meth:`pde_residual`;
+``Options`` (its YAML options), :meth:`reference` and :meth:`evaluation_grid` are optional.
+Without a reference a run reports no relative L2 error and plots the PDE residual instead.
 """
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Callable, ClassVar, Mapping
 
 import numpy as np
 import torch
 
-from pinnsketch.config import ObservationConfig, SamplingConfig
 from pinnsketch.domain import Domain
 from pinnsketch.sampling import Sampler
 
-__all__ = ["Problem", "make_observations"]
+__all__ = ["NoOptions", "Problem"]
+
+# Default points per plotting axis of a problem without an evaluation grid (≈ 65k points).
+_PLOT_POINTS = {1: 1024, 2: 256, 3: 40}
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """The options of a problem that takes none."""
 
 
 class Problem(abc.ABC):
     """Base class of every PDE problem (built-in or user-defined).
 
-    Subclasses set ``Options`` (a frozen dataclass of their YAML options, all with
-    defaults), ``input_names`` (column order of points, e.g. ``("x", "t")``) and ``domain``,
-    and implement :meth:`pde_residual`, :meth:`reference` and :meth:`evaluation_grid`.
-    Problems with Dirichlet data override :meth:`boundary_value`/:meth:`initial_value`.
+    Subclasses set ``input_names`` (column order of points, e.g. ``("x", "t")``) and
+    ``domain`` (a class attribute, or set in ``__init__``) and implement :meth:`pde_residual`.
+    Optional: ``Options`` (a frozen dataclass of their YAML options, all with defaults),
+    :meth:`reference` and :meth:`evaluation_grid` (set to None, or not defined, when there
+    is no known solution), :meth:`boundary_value`/:meth:`initial_value` (Dirichlet data),
+    :meth:`output_transform` (hard constraints).
     """
 
-    Options: ClassVar[type]
+    Options: ClassVar[type] = NoOptions
     input_names: ClassVar[tuple[str, ...]]
     domain: Domain
+    reference: Callable[[np.ndarray], np.ndarray] | None = None
+    evaluation_grid: Callable[[], tuple[np.ndarray, tuple[int, ...]]] | None = None
 
     def __init__(self, options=None):
         self.options = self.Options() if options is None else options
@@ -49,13 +65,12 @@ class Problem(abc.ABC):
             return ("pde",)
         return ("pde", "bc", "ic") if self.domain.time is not None else ("pde", "bc")
 
-    def collocation(self, sampler: Sampler, sampling: SamplingConfig,
-                    terms: tuple[str, ...]) -> dict[str, torch.Tensor]:
-        """Fresh float64 point sets ``(N_term, d)`` for the physics terms among ``terms``."""
-        draw = {"pde": lambda: sampler.interior(sampling.interior),
-                "bc": lambda: sampler.boundary(sampling.boundary),
-                "ic": lambda: sampler.initial(sampling.initial)}
-        return {term: draw[term]() for term in terms if term in draw}
+    def collocation(self, sampler: Sampler,
+                    counts: Mapping[str, int]) -> dict[str, torch.Tensor]:
+        """Fresh float64 point sets ``(counts[term], d)`` for each physics term in ``counts``
+        (``pde`` interior, ``bc`` spatial boundary, ``ic`` initial slice), in that order."""
+        draw = {"pde": sampler.interior, "bc": sampler.boundary, "ic": sampler.initial}
+        return {term: draw[term](n) for term, n in counts.items() if term in draw}
 
     def residuals(self, model: torch.nn.Module,
                   batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -103,28 +118,17 @@ class Problem(abc.ABC):
         """Extra figures logged at every evaluation (e.g. identified coefficients)."""
         return {}
 
-    # -- the truth --------------------------------------------------------------------------
-    @abc.abstractmethod
-    def reference(self, points: np.ndarray) -> np.ndarray:
-        """Reference solution at ``points`` ``(N, d)`` (float64), shape ``(N,)``."""
+    # -- the truth (optional) ----------------------------------------------------------------
+    # ``reference(points (N, d) float64) -> (N,)`` and ``evaluation_grid() -> (points (N, d),
+    # shape)`` (``prod(shape) == N``, last input varying fastest), where a solution is known.
 
-    @abc.abstractmethod
-    def evaluation_grid(self) -> tuple[np.ndarray, tuple[int, ...]]:
-        """Points ``(N, d)`` where the relative L2 error is measured, and the grid shape
-        (``prod(shape) == N``, last input varying fastest) used for plots."""
+    @property
+    def has_reference(self) -> bool:
+        return self.reference is not None
 
-
-def make_observations(problem: Problem, observations: ObservationConfig,
-                      generator: torch.Generator) -> torch.Tensor:
-    """Observation rows ``(count, d + 1)``: uniform interior points and noisy reference values.
-
-    Noise is Gaussian with standard deviation ``noise × std(values)`` (Raissi et al. 2019).
-    """
-    unit = torch.rand(observations.count, problem.domain.dim, generator=generator,
-                      dtype=torch.float64)
-    points = problem.domain.interior(unit)
-    values = torch.from_numpy(problem.reference(points.numpy()))
-    if observations.noise > 0:
-        noise = torch.randn(values.shape, generator=generator, dtype=torch.float64)
-        values = values + observations.noise * values.std() * noise
-    return torch.cat([points, values[:, None]], dim=1)
+    def plot_grid(self) -> tuple[np.ndarray, tuple[int, ...]]:
+        """The evaluation grid, or a default tensor grid of the domain when there is none."""
+        if self.evaluation_grid is not None:
+            return self.evaluation_grid()
+        counts = (_PLOT_POINTS[min(self.domain.dim, 3)],) * self.domain.dim
+        return self.domain.grid(counts).numpy(), counts

@@ -1,7 +1,7 @@
 """1D viscous Burgers: u_t + u u_x = ν u_xx, x ∈ [−1, 1], t ∈ [0, 1].
 
 u(x, 0) = −sin(πx), u(±1, t) = 0. Points are ``(x, t)``. The reference is the Cole–Hopf
-solution evaluated by quadrature (:mod:`pinnsketch.problems.cole_hopf`).
+solution evaluated by quadrature (:mod:`pinnsketch.references.cole_hopf`).
 """
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pinnsketch.config import ConfigError
+from pinnsketch.errors import ConfigError
 from pinnsketch.derivatives import gradient, partial
 from pinnsketch.domain import Domain
 from pinnsketch.problems.base import Problem
-from pinnsketch.problems.cole_hopf import burgers_cole_hopf
+from pinnsketch.references.cole_hopf import burgers_cole_hopf
 
 __all__ = ["Burgers", "BurgersIdentification"]
 

@@ -5,7 +5,7 @@
 - :class:`Heat2D`: (x, y) ∈ [0, 1]², t ∈ [0, T]; points ``(x, y, t)``;
   u(x, y, 0) = Σ a sin(iπx) sin(jπy).
 
-References are the analytic series (:mod:`pinnsketch.problems.heat_series`).
+References are the analytic series (:mod:`pinnsketch.references.heat_series`).
 """
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pinnsketch.config import ConfigError
+from pinnsketch.errors import ConfigError
 from pinnsketch.derivatives import gradient, partial
 from pinnsketch.domain import Domain
 from pinnsketch.problems.base import Problem
-from pinnsketch.problems.heat_series import heat_1d_series, heat_2d_series
+from pinnsketch.references.heat_series import heat_1d_series, heat_2d_series
 
 __all__ = ["Heat1D", "Heat2D"]
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pinnsketch.config import ConfigError
+from pinnsketch.errors import ConfigError
 from pinnsketch.derivatives import laplacian
 from pinnsketch.domain import Domain
 from pinnsketch.problems.base import Problem

@@ -1,28 +1,26 @@
 """The optimisation: Adam steps, then L-BFGS chunks, with torch.optim-style state.
 
 The trainer owns the optimisers, the collocation batch and its generator. It does no I/O:
-the run loop (:mod:`pinnsketch.api`) decides when to evaluate, log and checkpoint.
+the schedule (:mod:`pinnsketch.training.schedule`) decides when to evaluate and checkpoint.
+
+Hot path: a step does no host sync. Non-finite losses are recorded on the device (the first
+bad step and its losses) and read by :meth:`Trainer.raise_if_nonfinite` at evaluations;
+distributed, the losses, the gradients and the stop flag travel in one all-reduce.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 import torch
 
 from pinnsketch.config import SamplingConfig, TrainConfig
-from pinnsketch.losses import term_losses, weighted_total
+from pinnsketch.errors import NonFiniteLoss
 from pinnsketch.problems.base import Problem
 from pinnsketch.sampling import Sampler
+from pinnsketch.training.objective import term_losses, weighted_total
 
-__all__ = ["NonFiniteLoss", "Trainer"]
-
-
-class NonFiniteLoss(RuntimeError):
-    """A loss term became NaN or infinite; carries the step and the term."""
-
-    def __init__(self, step: int, term: str, value: float):
-        super().__init__(f"non-finite loss at step {step}: term '{term}' = {value}")
-        self.step, self.term, self.value = step, term, value
+__all__ = ["Trainer"]
 
 
 class Trainer:
@@ -37,15 +35,17 @@ class Trainer:
         device, dtype: where and in which precision the batch lives.
         monitor: an object with ``every``, ``state_dict``/``load_state_dict`` and
             ``observe(step, losses {term: float}, grads {term: {"layer<i>": G (d_out×d_in)}})``
-            (a :class:`pinnsketch.sketch.monitor.SketchMonitor`), or None.
+            (a :class:`pinnsketch.monitor.SketchMonitor`), or None.
         extra_parameters: trainable tensors besides the model's (e.g. unknown PDE
             coefficients).
         sketched_data: a :class:`pinnsketch.sketch.sketched_grad.SketchedGradient` whose
             ``forward`` replaces the model for the ``data`` term (weight gradients from
             sketched activations), or None for exact gradients.
-        distributed: a :class:`pinnsketch.distributed.DistributedContext`, or None. With
-            it, points come from a rank-offset generator and losses and gradients are
-            averaged over ranks every step.
+        distributed: a :class:`pinnsketch.training.distributed.DistributedContext`, or None.
+            With it, each rank draws its own points and losses and gradients are averaged
+            over ranks every step.
+        sampler_seed: seed of this rank's collocation generator (one of the run's
+            independent streams, :func:`pinnsketch.training.build.seed_streams`).
 
     State (``state_dict``): step counters, both optimisers, the lr schedule, the sampling
     generator, the current batch and, if present, the monitor — everything an exact
@@ -56,7 +56,7 @@ class Trainer:
                  sampling: SamplingConfig, terms: tuple[str, ...],
                  observations: torch.Tensor | None, device: torch.device, dtype: torch.dtype,
                  monitor: Any = None, extra_parameters: tuple[torch.Tensor, ...] = (),
-                 sketched_data: Any = None, distributed: Any = None):
+                 sketched_data: Any = None, distributed: Any = None, sampler_seed: int = 0):
         self.problem, self.model, self.config = problem, model, train
         self.distributed = distributed
         self.sketched_data = sketched_data
@@ -70,8 +70,7 @@ class Trainer:
         weight_ids = {id(p): j for j, p in enumerate(self.parameters)}
         self._layer_weights = {f"layer{i}": weight_ids[id(layer.weight)]
                                for i, layer in enumerate(getattr(model, "linear_layers", []))}
-        rank = distributed.rank if distributed is not None else 0
-        self.generator = torch.Generator().manual_seed(train.seed + 7919 * rank)
+        self.generator = torch.Generator().manual_seed(sampler_seed)
         self.sampler = Sampler(problem.domain, sampling.method, self.generator)
         self.observations = observations
         self.adam = torch.optim.Adam(self.parameters, lr=train.lr)
@@ -89,12 +88,18 @@ class Trainer:
         self.last_losses: dict[str, float] = {}
         self._batch64: dict[str, torch.Tensor] = {}
         self.batch: dict[str, torch.Tensor] = {}
+        # The first non-finite step and its losses, kept on the device (no sync per step).
+        self._step_t = torch.zeros((), dtype=torch.long, device=device)
+        self._bad_step = torch.full((), -1, dtype=torch.long, device=device)
+        self._bad_losses = torch.zeros(len(terms), dtype=torch.float64, device=device)
+        self._counts = {"pde": sampling.interior, "bc": sampling.boundary,
+                        "ic": sampling.initial}
         self._draw_batch()
 
     # -- batch --------------------------------------------------------------------------------
     def _draw_batch(self, adaptive: bool = False) -> None:
-        physics = tuple(t for t in self.terms if t != "data")
-        self._batch64 = self.problem.collocation(self.sampler, self.sampling, physics)
+        counts = {t: n for t, n in self._counts.items() if t in self.terms}
+        self._batch64 = self.problem.collocation(self.sampler, counts)
         if adaptive and "pde" in self._batch64:
             self._batch64["pde"] = self._residual_adaptive_points(self.sampling.interior)
         if self.observations is not None:
@@ -135,54 +140,100 @@ class Trainer:
     def _sketched_forward(self, points: torch.Tensor) -> torch.Tensor:
         return self.sketched_data.forward(self.model, points)
 
-    def _check_finite(self, total: torch.Tensor, losses: Mapping[str, torch.Tensor]) -> None:
-        # One host sync per step; on CPU it is free, on CUDA it is the price of stopping
-        # at the first bad step rather than training on NaNs.
-        if not torch.isfinite(total):
-            bad = next((t for t, v in losses.items() if not torch.isfinite(v)), self.terms[0])
-            raise NonFiniteLoss(self.step, bad, float(losses[bad].detach()))
+    def _track_finite(self, reported: Mapping[str, torch.Tensor]) -> None:
+        """Record, on the device, the first step whose losses are not all finite."""
+        stacked = torch.stack([reported[t] for t in self.terms]).to(torch.float64)
+        fresh = (self._bad_step < 0) & ~torch.isfinite(stacked).all()
+        self._bad_step = torch.where(fresh, self._step_t, self._bad_step)
+        self._bad_losses = torch.where(fresh, stacked, self._bad_losses)
+        self._step_t += 1
+
+    def raise_if_nonfinite(self) -> None:
+        """Raise :class:`NonFiniteLoss` naming the first bad step and term (a host sync:
+        call it at evaluations, before anything is written)."""
+        bad_step = int(self._bad_step)
+        if bad_step < 0:
+            return
+        losses = self._bad_losses.cpu().tolist()
+        term = next((t for t, v in zip(self.terms, losses) if not math.isfinite(v)),
+                    self.terms[0])
+        raise NonFiniteLoss(bad_step, term, losses[self.terms.index(term)])
 
     def _backward(self, losses: Mapping[str, torch.Tensor], total: torch.Tensor,
-                  reported: Mapping[str, torch.Tensor]) -> None:
+                  stop: bool) -> tuple[dict[str, torch.Tensor], bool]:
         """Fill ``.grad`` with ∇_θ total; on monitor steps per term, via explicit autograd.
 
         Per-term gradients come from ``torch.autograd.grad(L_τ, θ, retain_graph=True)``,
         not module hooks (building residuals with ``create_graph=True`` fires those too).
         Their weighted sum is the same gradient ``total.backward()`` gives, so the update
         is unchanged by monitoring.
+
+        Returns:
+            The detached per-term losses and whether a stop was asked for — distributed,
+            averaged over ranks and any rank's request, in the step's one all-reduce
+            together with the gradients (averaging each term's gradient averages their
+            weighted sum too, by linearity).
         """
         monitor = self.monitor
-        if monitor is None or self.step % monitor.every != 0:
-            total.backward()
-            if self.distributed is not None:
-                self.distributed.average_([p.grad for p in self.parameters if p.grad is not None])
-            return
+        observe = monitor is not None and self.step % monitor.every == 0
         per_term = {}
-        for i, term in enumerate(self.terms):
-            keep = i < len(self.terms) - 1
-            per_term[term] = torch.autograd.grad(losses[term], self.parameters,
-                                                 retain_graph=keep, allow_unused=True)
+        if observe:
+            for i, term in enumerate(self.terms):
+                keep = i < len(self.terms) - 1
+                per_term[term] = torch.autograd.grad(losses[term], self.parameters,
+                                                     retain_graph=keep, allow_unused=True)
+            grads = [g for term_grads in per_term.values() for g in term_grads if g is not None]
+        else:
+            total.backward()
+            grads = [p.grad for p in self.parameters if p.grad is not None]
+        reported = {t: v.detach() for t, v in losses.items()}
         if self.distributed is not None:
-            # Averaging each term's gradient averages their weighted sum too (linearity).
-            self.distributed.average_([g for grads in per_term.values() for g in grads
-                                       if g is not None])
-        for j, p in enumerate(self.parameters):
-            grads = [(self.weights[t], per_term[t][j]) for t in self.terms
-                     if per_term[t][j] is not None]
-            p.grad = sum(w * g for w, g in grads) if grads else None
-        layer_grads = {term: {name: grads[j] if grads[j] is not None
-                              else torch.zeros_like(self.parameters[j])
-                              for name, j in self._layer_weights.items()}
-                       for term, grads in per_term.items()}
-        # ``reported`` holds the losses averaged over ranks, like the gradients above.
-        monitor.observe(self.step, {t: float(v) for t, v in reported.items()}, layer_grads)
+            stacked = torch.stack(list(reported.values()))
+            flag = stacked.new_full((1,), float(stop))
+            self.distributed.average_(grads + [stacked, flag])
+            reported = dict(zip(reported, stacked))
+            stop = bool(flag > 0)  # sync point: every rank must agree to stop together
+        if observe:
+            for j, p in enumerate(self.parameters):
+                weighted = [(self.weights[t], per_term[t][j]) for t in self.terms
+                            if per_term[t][j] is not None]
+                p.grad = sum(w * g for w, g in weighted) if weighted else None
+            layer_grads = {term: {name: term_grads[j] if term_grads[j] is not None
+                                  else torch.zeros_like(self.parameters[j])
+                                  for name, j in self._layer_weights.items()}
+                           for term, term_grads in per_term.items()}
+            monitor.observe(self.step, {t: float(v) for t, v in reported.items()}, layer_grads)
+        return reported, stop
+
+    def evaluate_losses(self) -> dict[str, float]:
+        """Per-term losses on the current batch, without a step (rank-averaged; a sync)."""
+        losses = {t: v.detach() for t, v in self.losses().items()}
+        if self.distributed is not None:
+            stacked = torch.stack(list(losses.values()))
+            self.distributed.average_([stacked])
+            losses = dict(zip(losses, stacked))
+        return {t: float(v) for t, v in losses.items()}
+
+    def agree_to_stop(self, requested: bool) -> bool:
+        """Whether any rank asked to stop (a collective when distributed; Ctrl-C reaches
+        ranks at different steps, and all must stop at the same one)."""
+        if self.distributed is None:
+            return requested
+        flag = torch.tensor([float(requested)], device=self.device)
+        self.distributed.average_([flag])
+        return bool(flag > 0)
 
     # -- Adam -----------------------------------------------------------------------------------
-    def adam_step(self) -> dict[str, torch.Tensor]:
-        """One Adam step (hot path). Returns the detached per-term losses before the step.
+    def adam_step(self, stop: bool = False) -> tuple[dict[str, torch.Tensor], bool]:
+        """One Adam step (hot path: no host sync in one process).
 
-        Raises:
-            NonFiniteLoss: if a term is NaN/inf; the parameters are left unchanged.
+        Args:
+            stop: this process was asked to stop (Ctrl-C) after this step.
+
+        Returns:
+            The detached per-term losses before the step (rank-averaged), and whether any
+            rank asked to stop. A non-finite loss is recorded, not raised: see
+            :meth:`raise_if_nonfinite`.
         """
         every = self.sampling.resample_every
         if every and self.adam_done and self.adam_done % every == 0:
@@ -190,27 +241,14 @@ class Trainer:
         self.adam.zero_grad(set_to_none=True)
         losses = self.losses()
         total = weighted_total(losses, self.weights)
-        reported = self._global_losses(losses)
-        reported_total = (total.detach() if self.distributed is None
-                          else weighted_total(reported, self.weights))
-        self._check_finite(reported_total, reported)
-        self._backward(losses, total, reported)
+        reported, stop = self._backward(losses, total, stop)
+        self._track_finite(reported)
         self.adam.step()
         if self.schedule is not None:
             self.schedule.step()
         self.step += 1
         self.adam_done += 1
-        return reported
-
-    def _global_losses(self, losses: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Detached per-term losses, averaged over ranks when distributed (a sync point),
-        so every rank sees the same values and stops together on a non-finite one."""
-        detached = {t: v.detach() for t, v in losses.items()}
-        if self.distributed is None:
-            return detached
-        stacked = torch.stack(list(detached.values()))
-        self.distributed.average_([stacked])
-        return dict(zip(detached, stacked))
+        return reported, stop
 
     # -- L-BFGS ---------------------------------------------------------------------------------
     def lbfgs_chunk(self, iterations: int) -> str | None:
@@ -231,9 +269,12 @@ class Trainer:
             losses = self.losses()
             total = weighted_total(losses, self.weights)
             total.backward()
-            reported = self._global_losses(losses)
-            if self.distributed is not None:
-                self.distributed.average_([p.grad for p in self.parameters if p.grad is not None])
+            reported = {t: v.detach() for t, v in losses.items()}
+            if self.distributed is not None:  # one all-reduce: gradients and losses
+                stacked = torch.stack(list(reported.values()))
+                self.distributed.average_([p.grad for p in self.parameters
+                                           if p.grad is not None] + [stacked])
+                reported = dict(zip(reported, stacked))
             total = weighted_total(reported, self.weights)
             last.update(losses=reported, total=total)
             return total
@@ -257,7 +298,10 @@ class Trainer:
         self.step += done
         self.lbfgs_done += done
         self.last_losses = {t: float(v) for t, v in last["losses"].items()}
-        self._check_finite(last["total"], last["losses"])
+        if not math.isfinite(float(last["total"])):  # L-BFGS syncs every iteration anyway
+            self._bad_step.fill_(self.step)
+            self._bad_losses.copy_(torch.tensor([self.last_losses[t] for t in self.terms]))
+            self.raise_if_nonfinite()
         if done >= iterations:
             return None
         self.lbfgs_stop = self._lbfgs_stop_reason(float(last["total"]), done)
@@ -306,6 +350,7 @@ class Trainer:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.step, self.adam_done = state["step"], state["adam_done"]
+        self._step_t.fill_(self.step)
         self.lbfgs_done = state["lbfgs_done"]
         self.lbfgs_stop = state["lbfgs_stop"]
         self.last_losses = dict(state["last_losses"])

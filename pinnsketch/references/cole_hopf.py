@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from pinnsketch.problems.arguments import check_positive
+from pinnsketch.references.arguments import check_positive
 
 __all__ = ["burgers_cole_hopf", "burgers_reference_grid"]
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistributedContext", "init_from_environment"]
+from pinnsketch.config.schema import DISTRIBUTED_BACKENDS
 
-BACKENDS = ("auto", "gloo", "nccl")
+__all__ = ["DistributedContext", "init_from_environment"]
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,8 @@ def init_from_environment(backend: str, device: torch.device,
     """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
-    if backend not in BACKENDS:
-        raise ValueError(f"backend {backend!r} is not one of {BACKENDS}")
+    if backend not in DISTRIBUTED_BACKENDS:
+        raise ValueError(f"backend {backend!r} is not one of {DISTRIBUTED_BACKENDS}")
     if backend == "auto":
         backend = "nccl" if device.type == "cuda" else "gloo"
     if not dist.is_initialized():

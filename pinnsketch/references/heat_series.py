@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pinnsketch.problems.arguments import check_positive, is_finite_real
+from pinnsketch.references.arguments import check_positive, is_finite_real
 
 __all__ = ["heat_1d_series", "heat_2d_series"]
 

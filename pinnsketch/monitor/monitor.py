@@ -8,13 +8,13 @@ every loss term τ and Linear layer ℓ. Per (layer, term) the monitor keeps
    EMA(GᵀG) (``backend="fd"``, METHOD.md §6);
 2. the exact cheap scalars of each check (‖G‖_F, the EMA of ‖G‖²_F, cosines between terms,
    the imbalance ratio of Wang et al. 2021, the loss values);
-3. a :class:`~pinnsketch.sketch.statistics.DecimatedHistory` of every statistic, so a whole
+3. a :class:`~pinnsketch.monitor.history.DecimatedHistory` of every statistic, so a whole
    run can be plotted and diagnosed from a fixed number of rows.
 
 The statistics that need singular subspaces (EMA norm, effective rank, drift, SNR, angles
 between terms' subspaces) are read from the sketches every ``spectral_every`` checks — half
 the EMA time constant 1/(1−β), the time scale on which Ḡ can change — and carried in between;
-the other checks do no decomposition. Definitions: :mod:`pinnsketch.sketch.statistics`.
+the other checks do no decomposition. Definitions: :mod:`pinnsketch.monitor.statistics`.
 
 Three-sketch storage is batched: all (layer, term) pairs of one weight shape form a bank whose
 sketches X (B×k×n), Y (B×m×k), Z (B×s×s) are updated by a few batched GEMMs per check, and all
@@ -41,162 +41,16 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from pinnsketch.sketch.statistics import (SPECTRAL_STATS, DecimatedHistory, MonitorHistory,
-                                          effective_rank, history_columns, largest_angle)
+from pinnsketch.monitor.banks import BACKENDS
+from pinnsketch.monitor.gradients import linear_layers
+from pinnsketch.monitor.history import (SPECTRAL_STATS, DecimatedHistory, MonitorHistory,
+                                        history_columns)
+from pinnsketch.monitor.statistics import effective_rank, largest_angle
 from pinnsketch.sketch.three_sketch import sketch_sizes
 
-__all__ = ["SketchMonitor", "build_monitor", "linear_layers", "term_gradients"]
+__all__ = ["SketchMonitor"]
 
 STATE_VERSION = 1
-
-
-# ------------------------------------------------------------------------------------------
-# Gradients of a module, per term
-# ------------------------------------------------------------------------------------------
-def linear_layers(module: nn.Module) -> list[nn.Linear]:
-    """The Linear layers of ``module`` in forward order (``module.linear_layers`` if it has
-    one, as :class:`pinnsketch.model.PINN` does; else registration order)."""
-    layers = getattr(module, "linear_layers", None)
-    if layers is None:
-        layers = [m for m in module.modules() if isinstance(m, nn.Linear)]
-    return list(layers)
-
-
-def term_gradients(losses: Mapping[str, torch.Tensor], module: nn.Module,
-                   layers: Sequence[int] = ()) -> dict[str, dict[str, torch.Tensor]]:
-    """Per-term weight gradients ``{term: {"layer<i>": ∂L_term/∂W_i (d_out × d_in)}}``.
-
-    One ``torch.autograd.grad(L_term, weights, retain_graph=True)`` per term, as the trainer
-    does on monitor steps (never module hooks: residuals built with ``create_graph=True`` fire
-    them too). The graph is kept, so the caller can still ``backward()`` the total. A layer a
-    term does not reach gets zeros.
-
-    Args:
-        losses: scalar loss tensors with their graphs.
-        module: the network; its Linear layers are numbered as in :func:`linear_layers`.
-        layers: indices of the layers to return; empty for all.
-    """
-    chosen = linear_layers(module)
-    indices = list(layers) or list(range(len(chosen)))
-    weights = [chosen[i].weight for i in indices]
-    out = {}
-    for term, loss in losses.items():
-        grads = torch.autograd.grad(loss, weights, retain_graph=True, allow_unused=True)
-        out[term] = {f"layer{i}": g.detach() if g is not None else torch.zeros_like(w)
-                     for i, g, w in zip(indices, grads, weights)}
-    return out
-
-
-# ------------------------------------------------------------------------------------------
-# Sketch banks: the sketches of all (layer, term) pairs of one weight shape
-# ------------------------------------------------------------------------------------------
-class _ThreeSketchBank:
-    """EMA three-sketches of ``count`` streams of m×n matrices, batched.
-
-    X = ΥḠ (B×k×n), Y = ḠΩᵀ (B×m×k), Z = ΦḠΨᵀ (B×s×s) with Υ, Ω, Φ, Ψ views of the monitor's
-    shared Gaussian draws ``left`` ((k_max + s_max) × max m) and ``right`` (× max n).
-    """
-
-    uses_mean = True  # the sketched matrix is the EMA Ḡ itself
-
-    def __init__(self, count: int, m: int, n: int, rank: int, beta: float,
-                 tests: tuple[torch.Tensor, ...], k_max: int, dtype: torch.dtype,
-                 device: torch.device):
-        self.k, self.s = sketch_sizes(rank, "rol", (m, n))
-        self.beta = beta
-        left, right = tests
-        k, s = self.k, self.s
-        self.upsilon, self.phi = left[:k, :m], left[k_max:k_max + s, :m]
-        self.omega_t, self.psi_t = right[:k, :n].mT, right[k_max:k_max + s, :n].mT
-        options = dict(dtype=dtype, device=device)
-        self.x = torch.zeros(count, k, n, **options)
-        self.y = torch.zeros(count, m, k, **options)
-        self.z = torch.zeros(count, s, s, **options)
-        self.mass = 0.0  # weight the EMA holds, 1 − β^t: the bias correction divides by it
-
-    def update(self, g: torch.Tensor) -> None:
-        """Ḡ ← βḠ + (1−β)G for all B streams at once; ``g`` is (B, m, n). Hot path."""
-        eta = 1.0 - self.beta
-        self.x.lerp_(self.upsilon @ g, eta)
-        self.y.lerp_(g @ self.omega_t, eta)
-        self.z.lerp_(self.phi @ g @ self.psi_t, eta)
-        self.mass = self.beta * self.mass + eta
-
-    def spectrum(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """Singular values (B, k) and left (B, m, k) / right (B, n, k) singular vectors of the
-        bias-corrected estimate Â = Q C Pᵀ.
-
-        Steps (ThreeSketch.reconstruct, batched):
-          1. Q = orth(Y), P = orth(Xᵀ).
-          2. C = (ΦQ)⁺ Z ((ΨP)⁺)ᵀ through the QR factors of ΦQ and ΨP (triangular solves).
-          3. C = U_c Σ V_cᵀ; U = Q U_c, V = P V_c.
-        """
-        q = torch.linalg.qr(self.y).Q
-        p = torch.linalg.qr(self.x.mT).Q
-        u1, t1 = torch.linalg.qr(self.phi @ q)
-        u2, t2 = torch.linalg.qr(self.psi_t.mT @ p)
-        left = torch.linalg.solve_triangular(t1, u1.mT @ self.z, upper=True)
-        core = torch.linalg.solve_triangular(t2.mT, left @ u2, upper=False, left=False)
-        u_c, sigma, v_ct = torch.linalg.svd(core / max(self.mass, 1e-300))
-        return sigma, q @ u_c, p @ v_ct.mT
-
-    def tensors(self) -> list[torch.Tensor]:
-        return [self.x, self.y, self.z]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"x": self.x.clone(), "y": self.y.clone(), "z": self.z.clone(), "mass": self.mass}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        for name in ("x", "y", "z"):
-            getattr(self, name).copy_(state[name])
-        self.mass = float(state["mass"])
-
-
-class _FrequentDirectionsBank:
-    """Frequent Directions sketches B (ℓ × n) of EMA(GᵀG), one per stream: rows √(1−β)·G
-    enter a sketch decayed by β per check (Sketchy's EMA variant). Their spectrum is that of
-    the gradient's second moment — the spread of directions over time — and they give right
-    subspaces only."""
-
-    uses_mean = False
-
-    def __init__(self, count: int, m: int, n: int, rank: int, beta: float,
-                 tests: tuple[torch.Tensor, ...], k_max: int, dtype: torch.dtype,
-                 device: torch.device):
-        from pinnsketch.sketch.frequent_directions import FrequentDirections
-
-        del tests, k_max  # deterministic: no test matrices
-        self.scale, self.beta = math.sqrt(1.0 - beta), beta
-        self.sketches = [FrequentDirections(n, min(2 * rank + 1, n), beta=beta, dtype=dtype,
-                                            device=device) for _ in range(count)]
-        self.mass = 0.0
-
-    def update(self, g: torch.Tensor) -> None:
-        for sketch, rows in zip(self.sketches, g):
-            sketch.update(self.scale * rows)
-        self.mass = self.beta * self.mass + 1.0 - self.beta
-
-    def spectrum(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        covariance = torch.stack([s.covariance() for s in self.sketches]) / max(self.mass, 1e-300)
-        energy, vectors = torch.linalg.eigh(covariance)
-        return energy.flip(-1).clamp_min(0).sqrt(), None, vectors.flip(-1)
-
-    def tensors(self) -> list[torch.Tensor]:
-        return []
-
-    def nbytes(self) -> int:
-        return sum(s.nbytes() for s in self.sketches)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"sketches": [s.state_dict() for s in self.sketches], "mass": self.mass}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        for sketch, saved in zip(self.sketches, state["sketches"]):
-            sketch.load_state_dict(saved)
-        self.mass = float(state["mass"])
-
-
-BACKENDS = {"three_sketch": _ThreeSketchBank, "fd": _FrequentDirectionsBank}
 
 
 class _Group:
@@ -541,24 +395,3 @@ def _subspace_angle(a: tuple[torch.Tensor | None, torch.Tensor],
     if a[0] is not None and b[0] is not None:
         angle = torch.maximum(angle, largest_angle(a[0], b[0]))
     return angle
-
-
-def build_monitor(config: Any, model: nn.Module, terms: Sequence[str], *,
-                  seed: int) -> SketchMonitor:
-    """The monitor described by a :class:`pinnsketch.config.MonitorConfig`.
-
-    Args:
-        config: the ``monitor`` section (rank, beta, every, backend, terms, layers, history).
-        model: the network; its Linear layers are monitored (``config.layers`` selects).
-        terms: the run's loss terms; ``config.terms`` selects among them (empty: all).
-        seed: the run seed; the sketches' test matrices are drawn from it.
-    """
-    chosen = tuple(config.terms) or tuple(terms)
-    unknown = [t for t in chosen if t not in terms]
-    if unknown:
-        raise ValueError(f"monitor.terms: got {unknown}, terms of this run: {', '.join(terms)}")
-    history = config.history + config.history % 2  # decimation halves an even row count
-    return SketchMonitor.for_module(model, chosen, layers=config.layers, rank=config.rank,
-                                    beta=config.beta, every=config.every,
-                                    backend=config.backend, history=history,
-                                    seed=seed + 3_000_017)

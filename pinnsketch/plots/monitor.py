@@ -1,20 +1,16 @@
-"""Monitor heat maps (matplotlib, Agg): one figure per statistic, layers × steps, a panel per term.
+"""Monitor heat maps: one figure per statistic, layers × steps, a panel per term.
 
-Each figure reads a :class:`pinnsketch.sketch.statistics.MonitorHistory` only, so it can be drawn
-during a run, at its end, or later from a checkpoint.
+Each figure reads a :class:`pinnsketch.monitor.MonitorHistory` only, so it can be drawn
+during a run, at its end, or later from a checkpoint. Figures are built without pyplot
+(:class:`matplotlib.figure.Figure`): no global state, no backend switch.
 """
 from __future__ import annotations
 
-from pathlib import Path
+import numpy as np
+from matplotlib.colors import LogNorm, Normalize
+from matplotlib.figure import Figure
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-import numpy as np  # noqa: E402
-from matplotlib.colors import LogNorm, Normalize  # noqa: E402
-
-__all__ = ["STATISTIC_PLOTS", "plot_monitor"]
+__all__ = ["STATISTIC_PLOTS", "monitor_figures"]
 
 # statistic -> (title, colour scale, colour map); "log" scales use the positive values' range.
 STATISTIC_PLOTS = {
@@ -53,25 +49,23 @@ def _norm(scale, data: np.ndarray):
     return Normalize(finite.min(), max(finite.max(), finite.min() + 1e-12))
 
 
-def plot_monitor(history, folder: Path) -> list[Path]:
-    """Write ``monitor_<statistic>.png`` heat maps and ``monitor_losses.png`` into ``folder``.
+def monitor_figures(history, *, title: str = "") -> dict[str, Figure]:
+    """``{"monitor_<statistic>": Figure}`` heat maps and ``"monitor_losses"``.
 
     Args:
         history: the monitor's history view.
-        folder: output folder (created).
+        title: prefix of every figure's title (e.g. the run's name).
 
-    Returns:
-        The paths written (statistics with no column, e.g. cosines of a one-term run, are
-        skipped).
+    Statistics with no column (cosines of a one-term run) or no finite value are skipped;
+    an empty history gives no figures.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    figures: dict[str, Figure] = {}
     if len(history.steps) == 0:
-        return written
+        return figures
+    prefix = f"{title}: " if title else ""
     edges = _edges(history.steps)
     layers = history.layers
-    for stat, (title, scale, cmap) in STATISTIC_PLOTS.items():
+    for stat, (name, scale, cmap) in STATISTIC_PLOTS.items():
         keys = [k for k in (*history.terms, *history.pairs) if history.has(stat, layers[0], k)]
         if not keys:
             continue
@@ -80,9 +74,9 @@ def plot_monitor(history, folder: Path) -> list[Path]:
         if not np.isfinite(data).any():
             continue
         norm = _norm(scale, data)
-        size = (4.2 * len(keys) + 1.2, 0.35 * len(layers) + 2.2)
-        fig, axes = plt.subplots(1, len(keys), figsize=size, squeeze=False,
-                                 constrained_layout=True)
+        fig = Figure(figsize=(4.2 * len(keys) + 1.2, 0.35 * len(layers) + 2.2),
+                     layout="constrained")
+        axes = fig.subplots(1, len(keys), squeeze=False)
         for ax, key in zip(axes[0], keys):
             mesh = ax.pcolormesh(edges, np.arange(len(layers) + 1) - 0.5,
                                  np.ma.masked_invalid(panels[key]), norm=norm, cmap=cmap,
@@ -90,22 +84,19 @@ def plot_monitor(history, folder: Path) -> list[Path]:
             ax.set_yticks(range(len(layers)), layers)
             ax.invert_yaxis()
             ax.set_xlabel("step")
+            ax.set_ylabel("layer")
             ax.set_title(key.replace("|", " vs "))
         fig.colorbar(mesh, ax=axes[0].tolist())
-        fig.suptitle(title)
-        path = folder / f"monitor_{stat}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
-    fig, ax = plt.subplots(figsize=(6, 3.5), constrained_layout=True)
+        fig.suptitle(prefix + name)
+        figures[f"monitor_{stat}"] = fig
+    fig = Figure(figsize=(6, 3.5), layout="constrained")
+    ax = fig.subplots()
     for term in history.terms:
         ax.semilogy(history.steps, np.abs(history.series("loss", "", term)), label=term)
     ax.set_xlabel("step")
     ax.set_ylabel("loss (unweighted)")
+    ax.set_title(prefix + "losses at the monitor's checks")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    path = folder / "monitor_losses.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    written.append(path)
-    return written
+    figures["monitor_losses"] = fig
+    return figures

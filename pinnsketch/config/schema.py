@@ -1,0 +1,190 @@
+"""The run configuration: frozen dataclasses, one per YAML section.
+
+A YAML file has the sections ``problem``, ``model``, ``sampling``, ``train``, ``monitor``,
+``output`` and ``terms``. Allowed names come from the registries that turn them into objects
+(activations, initialisers, samplers), so validation and the error message use one list.
+Reading and checking live in :mod:`pinnsketch.config.load`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import torch
+
+from pinnsketch.config.fields import option as _option
+from pinnsketch.model import ACTIVATIONS, INITIALIZERS
+from pinnsketch.monitor.banks import BACKENDS as MONITOR_BACKENDS
+from pinnsketch.sampling import UNIT_SAMPLERS
+
+__all__ = ["DISTRIBUTED_BACKENDS", "DTYPES", "ModelConfig", "MonitorConfig", "ObservationConfig",
+           "OutputConfig", "ProblemConfig", "RunConfig", "SamplingConfig", "TermGradientConfig",
+           "TrainConfig"]
+
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
+# Process-group backends under torchrun; ``auto`` is nccl on CUDA and gloo on CPU.
+DISTRIBUTED_BACKENDS = ("auto", "gloo", "nccl")
+
+
+@dataclass(frozen=True)
+class ObservationConfig:
+    """Observation data drawn from the reference solution for a data-fit term.
+
+    Attributes:
+        count: number of observation points; 0 means no data term.
+        noise: standard deviation of Gaussian noise relative to the std of the observed
+            values (0.01 = 1% noise, as in Raissi et al. 2019).
+    """
+
+    count: int = _option(0, low=0)
+    noise: float = _option(0.0, low=0.0)
+
+
+@dataclass(frozen=True)
+class ProblemConfig:
+    """Which PDE to solve.
+
+    In YAML the problem's options stand beside ``type`` (``{type: heat, alpha: 0.05}``);
+    here they are collected in ``options``, a plain mapping that
+    :func:`pinnsketch.check_config` validates against the problem's ``Options`` dataclass
+    (the schema layer knows no problems).
+
+    Attributes:
+        type: a built-in problem name (see ``pinnsketch problems``) or ``"module:Class"``
+            (the module is looked up on ``sys.path``, then beside the config file). ``None``
+            only when the problem is passed as an object (``train(config, problem=...)``).
+        options: problem-specific options (unvalidated here).
+        observations: optional observation data for a ``data`` term.
+    """
+
+    type: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    observations: ObservationConfig = field(default_factory=ObservationConfig)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Fully connected network u_θ: inputs → ``depth`` hidden layers of ``width`` → 1."""
+
+    width: int = _option(20, low=1)
+    depth: int = _option(3, low=1)
+    activation: str = _option("tanh", choices=ACTIVATIONS)
+    init: str = _option("xavier_normal", choices=INITIALIZERS)
+    normalize_inputs: bool = True
+    hard_constraints: bool = False
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Collocation points per measure and how they are drawn.
+
+    Attributes:
+        method: ``uniform`` random, Latin hypercube ``lhs`` or scrambled ``sobol``.
+        interior: points for the PDE residual.
+        boundary: points on the spatial boundary (× time for evolution problems).
+        initial: points on the initial time slice (evolution problems only).
+        resample_every: draw fresh points every this many Adam steps; 0 never.
+        adaptive: ``none``, or ``rad``: residual-based adaptive distribution (Wu et al.
+            2023, k = 1, c = 1) — interior points drawn from ``adaptive_candidates``
+            uniform candidates with probability ∝ |r|/mean|r| + 1, at every resample and
+            once more before L-BFGS.
+        adaptive_candidates: size of the candidate pool for ``rad``.
+        lbfgs_resample_every: draw fresh points every this many L-BFGS iterations and
+            restart its curvature history (pairs from other points would mislead it); 0 never.
+    """
+
+    method: str = _option("lhs", choices=UNIT_SAMPLERS)
+    interior: int = _option(2000, low=1)
+    boundary: int = _option(100, low=1)
+    initial: int = _option(100, low=1)
+    resample_every: int = _option(0, low=0)
+    adaptive: str = _option("none", choices=("none", "rad"))
+    adaptive_candidates: int = _option(20000, low=1)
+    lbfgs_resample_every: int = _option(0, low=0)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation schedule: Adam for ``adam_steps``, then L-BFGS for ``lbfgs_steps``.
+
+    Attributes:
+        lr: Adam learning rate.
+        lr_decay: multiplicative decay of the learning rate applied every ``lr_decay_every``
+            Adam steps (1.0 keeps it constant).
+        eval_every: steps between evaluations (losses, rel L2) and L-BFGS chunk length.
+        checkpoint_every: steps between checkpoints (rounded up to an evaluation).
+        weights: per-term loss weights; unnamed terms weigh 1.
+        lbfgs_history: L-BFGS history size.
+        lbfgs_tolerance_grad / lbfgs_tolerance_change: L-BFGS stopping tolerances.
+        distributed_backend: process-group backend under torchrun; ``auto`` is nccl on
+            CUDA and gloo on CPU.
+    """
+
+    adam_steps: int = _option(10000, low=0)
+    lbfgs_steps: int = _option(0, low=0)
+    lr: float = _option(1e-3, low=0.0, strict_low=True)
+    lr_decay: float = _option(1.0, low=0.0, high=1.0, strict_low=True)
+    lr_decay_every: int = _option(1000, low=1)
+    eval_every: int = _option(500, low=1)
+    checkpoint_every: int = _option(2000, low=1)
+    seed: int = _option(0, low=0)
+    dtype: str = _option("float32", choices=DTYPES)
+    device: str = _option("cpu", choices=("cpu", "cuda"))
+    weights: Mapping[str, float] = _option(low=0.0, default_factory=dict)
+    lbfgs_history: int = _option(50, low=1)
+    lbfgs_tolerance_grad: float = _option(1e-9, low=0.0)
+    lbfgs_tolerance_change: float = _option(1e-12, low=0.0)
+    distributed_backend: str = _option("auto", choices=DISTRIBUTED_BACKENDS)
+
+
+@dataclass(frozen=True)
+class TermGradientConfig:
+    """How the weight gradients of one loss term are formed (see sketched_grad)."""
+
+    gradient: str = _option("exact", choices=("exact", "sketched"))
+    rank: int = _option(8, low=1)
+    variant: str = _option("batch", choices=("batch", "ema"))
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """The gradient sketch monitor (off unless ``enabled``)."""
+
+    enabled: bool = False
+    rank: int = _option(4, low=1)
+    beta: float = _option(0.9, low=0.0, high=0.999999)
+    every: int = _option(10, low=1)
+    backend: str = _option("three_sketch", choices=MONITOR_BACKENDS)
+    terms: tuple[str, ...] = ()
+    layers: tuple[int, ...] = ()
+    history: int = _option(128, low=8)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Where and what a run writes. ``dir`` defaults to ``runs/<problem>-<timestamp>``;
+    ``label`` names the run on its progress bar (default: the problem's name)."""
+
+    dir: str | None = None
+    label: str | None = None
+    plots: bool = True
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A complete, schema-checked run description.
+
+    ``base_dir`` is not a YAML key: :func:`~pinnsketch.config.load.load_config` sets it to
+    the folder of the file, where ``"module:Class"`` problems are also looked for.
+    """
+
+    problem: ProblemConfig = field(default_factory=ProblemConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    terms: Mapping[str, TermGradientConfig] = field(default_factory=dict)
+    base_dir: str | None = field(default=None, compare=False, metadata={"yaml": False})
+

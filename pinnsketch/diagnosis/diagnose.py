@@ -1,0 +1,68 @@
+"""Diagnose a monitored run: rules over half-overlapping windows, persistent hits as findings."""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from pinnsketch.diagnosis.findings import TITLES, Finding, Thresholds
+from pinnsketch.diagnosis.rules import (Candidate, RunView, conflict, imbalance, layer_scale,
+                                        rank_collapse, stagnation, windows)
+
+__all__ = ["diagnose"]
+
+
+def diagnose(history, weights: Mapping[str, float] | None = None,
+             thresholds: Thresholds = Thresholds()) -> list[Finding]:
+    """Named findings of a monitored run.
+
+    Args:
+        history: a :class:`pinnsketch.monitor.MonitorHistory`.
+        weights: the run's loss weights (``train.weights``); unnamed terms weigh 1.
+        thresholds: the decision thresholds.
+
+    Returns:
+        Findings in the order imbalance, vanishing, exploding, stagnation, conflict, rank
+        collapse (then by first step); empty for a healthy run or too short a history.
+    """
+    n = len(history.steps)
+    if n < thresholds.min_rows:
+        return []
+    run = RunView(history, weights or {})
+    spans = windows(n, thresholds.min_rows)
+    hits: dict[tuple[str, str], list[tuple[int, Candidate]]] = {}
+    for w, (lo, hi) in enumerate(spans):
+        sl = slice(lo, hi)
+        # Peak of each layer's weighted gradient norm up to (and including) the window start.
+        peak = np.array([np.nanmax(x[:lo + 1]) if np.isfinite(x[:lo + 1]).any() else np.nan
+                         for x in run.total_norm_layer])
+        candidates = (imbalance(run, sl, thresholds) + layer_scale(run, sl, thresholds)
+                      + stagnation(run, sl, thresholds, peak) + conflict(run, sl, thresholds)
+                      + rank_collapse(run, sl, thresholds, slice(0, max(lo, 1))))
+        for cand in candidates:
+            hits.setdefault((cand.kind, cand.term), []).append((w, cand))
+    findings = []
+    for (kind, term), found in hits.items():
+        for group in _consecutive(found):
+            if len(group) < 2:
+                continue  # a single window is a transient, not a finding
+            w_best, best = max(group, key=lambda wc: (wc[1].priority, wc[1].score))
+            lo, hi = spans[group[0][0]][0], spans[group[-1][0]][1]
+            findings.append(Finding(kind, run.steps(lo, hi), best.layer, term,
+                                    {k: float(v) for k, v in best.evidence.items()},
+                                    best.message, best.suggestion, best.layers or (best.layer,),
+                                    run.steps(*spans[w_best])))
+    order = list(TITLES)
+    findings.sort(key=lambda f: (order.index(f.kind), f.steps[0]))
+    return findings
+
+
+def _consecutive(found: list[tuple[int, Candidate]]) -> list[list[tuple[int, Candidate]]]:
+    """Split (window index, candidate) pairs into runs of consecutive windows."""
+    groups: list[list[tuple[int, Candidate]]] = []
+    for w, cand in sorted(found, key=lambda x: x[0]):
+        if groups and w == groups[-1][-1][0] + 1:
+            groups[-1].append((w, cand))
+        else:
+            groups.append([(w, cand)])
+    return groups

@@ -1,0 +1,128 @@
+"""Stall diagnosis: the findings, their names and the thresholds that decide them.
+
+The history (:class:`pinnsketch.monitor.MonitorHistory`) is cut into windows of a
+sixth of its rows (at least 8), each half-overlapping the next. A check fires on a window; a
+finding is reported when it fires on at least two consecutive windows (about a quarter of the
+run), with the step range they cover and the term — and, from the window where it is
+strongest, the layer, the evidence numbers and a suggestion.
+
+Terms are compared through their *unweighted* gradients (what the monitor receives) and the
+run's loss weights w_τ (``train.weights``). Notation: N_τ = network-wide ‖∇_W L_τ‖ (weight
+matrices only); the *driver* is the term with the largest w_τ·N_τ (it steers the update); a
+loss's *fall* over a window is 1 − (median of its last quarter)/(median of its first
+quarter), and it *plateaus* when the fall is below ``Thresholds.plateau``; a term is
+*unsolved* while its loss is at least ``Thresholds.unsolved`` of its value at the start of
+the run. Every threshold is a field of :class:`Thresholds`, with the measurements behind it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+__all__ = ["Finding", "TITLES", "Thresholds"]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Decision thresholds of the findings (chosen so healthy shipped runs give none).
+
+    Attributes:
+        plateau: a loss plateaus on a window if it falls by less than this fraction. Healthy
+            Burgers runs fall by 13–69% per window at full size and by ≥ 2.8% in the slow
+            phase of a 600-step run (weighted total; each of pde/ic ≥ 2%); the stalled
+            term ic falls by 0.2–1.5% per window.
+        stuck: imbalance — the neglected term's own loss falls by less than this fraction
+            per window. Looser than ``plateau``: a weighted-out term creeps (the stalled
+            Burgers runs' ic loss falls 0.2–4.4% per window while the solution stays
+            trivial), and the weight and gradient conditions below already exclude healthy
+            equal-weight runs.
+        unsolved: a term (or the loss sum) is unsolved while above this fraction of its
+            start value; a term already 10× down is being fitted, whatever its gradient does.
+        dominance: imbalance (weighted out) — the neglected term's raw gradient is at least
+            this multiple of another term's while its weight is at most 1/this of that term's
+            (the weight undoes the gradient's lead). Equal weights never qualify; the stalled
+            Burgers run shows raw ratios 600–10⁴ at weight ratio 10⁻⁴.
+        wang_lambda: imbalance (drowned) — Wang et al.'s network-wide λ̂ times w_ref/w_τ
+            (the same ratio for the *weighted* gradients) at or above this, with the term's
+            loss stuck and unsolved. The healthy Burgers twin reaches 375 (bc, once its loss
+            is 100× down, so it is solved and exempt anyway).
+        layer_ratio: vanishing/exploding — a layer's RMS gradient entry below 1/this or
+            above this multiple of the median layer's (per term). Measured 0.47–12.5 on the
+            healthy runs (depth 3 and the default depth 8).
+        growth: exploding in time — the term's gradient norm grows this much over the run
+            while its loss rises.
+        collapse: stagnation — the weighted gradient norm falls below this fraction of its
+            peak so far (Adam still moves, but the landscape is flat). The healthy default
+            Burgers run dips to 7·10⁻³ of its first-steps peak; the stalled one 10⁻⁴–10⁻³.
+        frozen_drift: stagnation — alternatively to ``collapse``, the driver's leading
+            subspaces (median over layers) move less than this many degrees between spectral
+            evaluations (half an EMA time constant apart). Window medians on the healthy runs:
+            1.6–85°; on the stalled one 0.1–3.5° (there ``collapse`` fires). For stalls where
+            the gradient keeps its size but circles one fixed subspace.
+        conflict: conflicting terms — the median cosine between two terms' gradients, in
+            the most affected layer, at or below this while the weighted loss plateaus, both
+            terms are unsolved, and one of the two losses rises (or neither falls). At any
+            stationary point of a two-term loss the gradients are exactly opposed (cos = −1),
+            so opposition at a plateau is only a conflict while neither term has been fitted.
+            (Healthy soft-constrained Burgers has cos(pde, ic) ≈ −0.99 *while the loss
+            falls*: opposition alone is a trade-off, not a stall.)
+        rank_collapsed / rank_before: rank collapse — the median effective rank of Ḡ over
+            the layers with min(d_out, d_in) ≥ 2 falls to at most ``rank_collapsed`` after
+            having been at least ``rank_before``, while the term's loss plateaus. Single
+            layers of healthy runs do sit near rank one for hundreds of steps (the first
+            layers of the default Burgers network: 1.00–1.1), the network median does not.
+        min_rows: fewer history rows than this: no diagnosis (too little to judge).
+    """
+
+    plateau: float = 0.02
+    stuck: float = 0.10
+    unsolved: float = 0.10
+    dominance: float = 10.0
+    wang_lambda: float = 1e3
+    layer_ratio: float = 1e3
+    growth: float = 1e3
+    collapse: float = 1e-3
+    frozen_drift: float = 0.1
+    conflict: float = -0.5
+    rank_collapsed: float = 1.05
+    rank_before: float = 1.5
+    min_rows: int = 8
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One named problem of a run.
+
+    Attributes:
+        kind: ``imbalance``, ``vanishing``, ``exploding``, ``stagnation``, ``conflict`` or
+            ``rank_collapse``.
+        steps: first and last training step of the windows where it holds.
+        layer: ``"layer<i>"`` where the evidence is strongest (``"all"``: network-wide).
+        term: the loss term concerned, or ``"a|b"`` for a pair.
+        evidence: the numbers behind it (medians over the strongest window).
+        message: one sentence with those numbers.
+        suggestion: what to change.
+        layers: every layer affected (vanishing/exploding), else just ``layer``.
+        window: first and last step of the strongest window, where ``layer`` and the
+            evidence numbers were measured.
+    """
+
+    kind: str
+    steps: tuple[int, int]
+    layer: str
+    term: str
+    evidence: Mapping[str, float]
+    message: str
+    suggestion: str
+    layers: tuple[str, ...] = field(default=())
+    window: tuple[int, int] = field(default=(0, 0))
+
+
+TITLES = {"imbalance": "Loss-term imbalance", "vanishing": "Vanishing gradients",
+          "exploding": "Exploding gradients", "stagnation": "Stagnation",
+          "conflict": "Conflicting terms", "rank_collapse": "Rank collapse"}
+
+
+# ------------------------------------------------------------------------------------------
+# Robust window summaries (NaN-aware without numpy's all-NaN warnings)
+# ------------------------------------------------------------------------------------------

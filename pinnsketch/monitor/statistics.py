@@ -1,0 +1,92 @@
+"""Gradient statistics of the monitor: pure functions of tensors.
+
+Every statistic here is a pure function of tensors (batched over leading dimensions), so the
+monitor, the tests and the diagnosis compute them the same way. Definitions (METHOD.md §4;
+G is the gradient ∂L_τ/∂W_ℓ of one loss term τ with respect to one weight matrix, d_out × d_in,
+and Ḡ its bias-corrected exponential moving average over checks):
+
+- **norm**: ‖G‖_F (exact, every check); **EMA norm**: ‖Ḡ‖_F (from the sketch).
+- **diversity**: effective rank exp(H(p)), p_j = σ_j² / Σσ², of Ḡ's singular values σ
+  (1 for a rank-one matrix, min(d_out, d_in) for a flat spectrum); stable rank Σσ²/σ₁².
+- **stability** (drift): the largest principal angle, in degrees, between the leading
+  singular subspaces of Ḡ at two successive spectral evaluations (left and right
+  subspaces; the larger of the two). 0° is a frozen subspace, 90° a new one.
+- **alignment**: cos(vec G_a, vec G_b) between two terms per layer and over the whole network,
+  the largest principal angle between their leading subspaces, and the alignment score of
+  Wang et al. 2025, A = 2‖mean_τ G_τ/‖G_τ‖‖² − 1 (1: all terms agree, −1: two opposed).
+- **imbalance** (Wang, Teng & Perdikaris 2021, Algorithm 1): λ̂ = max|∇_W L_ref| / mean|∇_W L_τ|
+  per layer (their Algorithm takes max and mean over all weights; the network-wide value is
+  kept too). L_ref is the PDE residual term; the gradients are those of the unweighted terms,
+  so λ̂ is the weight their learning-rate annealing would give τ.
+- **SNR**: ‖Ḡ‖_F / sqrt(EMA of ‖G‖²_F) ∈ [0, 1] — near 1 the term pushes the layer in a
+  consistent direction, near 0 its gradient is noise that averages out.
+"""
+from __future__ import annotations
+
+import math
+import torch
+
+__all__ = ["alignment_score", "effective_rank", "largest_angle", "principal_angles",
+           "stable_rank"]
+
+_TINY = 1e-30  # guards divisions by an exactly-zero norm (an unused layer or a solved term)
+
+
+def effective_rank(sigma: torch.Tensor) -> torch.Tensor:
+    """exp of the Shannon entropy of σ_j²/Σσ² (Roy & Vetterli 2007, on energies).
+
+    Args:
+        sigma: singular values ``(..., k)``, non-negative.
+
+    Returns:
+        ``(...)``: in [1, k]; NaN where all σ are 0 (no gradient: no spectrum).
+    """
+    energy = sigma.square()
+    total = energy.sum(-1, keepdim=True)
+    p = energy / total
+    entropy = -(p * torch.log(p.clamp_min(_TINY))).sum(-1)
+    return torch.where(total.squeeze(-1) > 0, entropy.exp(), torch.full_like(entropy, math.nan))
+
+
+def stable_rank(sigma: torch.Tensor) -> torch.Tensor:
+    """Σσ²/σ₁² of singular values ``(..., k)`` sorted in descending order; ``(...)``."""
+    energy = sigma.square()
+    return energy.sum(-1) / energy[..., 0].clamp_min(_TINY)
+
+
+def principal_angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Principal angles in degrees between the column spans of ``a`` and ``b``.
+
+    Args:
+        a, b: orthonormal bases ``(..., d, r_a)`` and ``(..., d, r_b)``.
+
+    Returns:
+        ``(..., min(r_a, r_b))`` angles in [0, 90], ascending (cosines are the singular
+        values of aᵀb, Björck & Golub 1973).
+    """
+    cosines = torch.linalg.svdvals(a.transpose(-1, -2) @ b).clamp(0.0, 1.0)  # descending
+    return torch.rad2deg(torch.arccos(cosines))
+
+
+def largest_angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The largest principal angle (degrees) between two subspaces; ``(...)``.
+
+    Accurate also for small angles: it is arcsin of the distance ‖(I − aaᵀ)b‖₂ rather than
+    arccos of a cosine near 1 (which loses half the digits).
+    """
+    residual = b - a @ (a.transpose(-1, -2) @ b)
+    sine = torch.linalg.matrix_norm(residual, ord=2).clamp(0.0, 1.0)
+    return torch.rad2deg(torch.arcsin(sine))
+
+
+def alignment_score(cosines: torch.Tensor) -> torch.Tensor:
+    """Wang et al. 2025: A = 2‖(1/T) Σ_τ u_τ‖² − 1 with u_τ = G_τ/‖G_τ‖.
+
+    Args:
+        cosines: pairwise cosine matrices ``(..., T, T)`` (ones on the diagonal).
+
+    Returns:
+        ``(...)`` in [−1, 1]; for two terms it equals their cosine.
+    """
+    t = cosines.shape[-1]
+    return 2.0 * cosines.sum((-1, -2)) / (t * t) - 1.0

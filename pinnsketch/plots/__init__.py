@@ -1,0 +1,6 @@
+"""Figures (matplotlib ``Figure`` objects, never pyplot): run, monitor and comparison."""
+from pinnsketch.plots.compare import comparison_figure
+from pinnsketch.plots.monitor import monitor_figures
+from pinnsketch.plots.run import curves_figure, solution_figure
+
+__all__ = ["comparison_figure", "curves_figure", "monitor_figures", "solution_figure"]

@@ -1,0 +1,165 @@
+"""Every check that needs more than the schema: the problem, its terms, the network's layers.
+
+:func:`check_config` runs before anything is written or trained (through :func:`pinnsketch.train`
+and ``pinnsketch check``); :func:`check_problem_outputs` evaluates a problem's methods once on
+a few points at start-up, so a wrong shape fails loudly instead of broadcasting silently.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Mapping
+
+import torch
+
+from pinnsketch.config import RunConfig, build_section
+from pinnsketch.domain import Domain
+from pinnsketch.errors import ConfigError
+from pinnsketch.problems import Problem, resolve_problem_class
+
+__all__ = ["build_problem", "check_config", "check_problem", "check_problem_outputs",
+           "run_terms"]
+
+
+def check_problem(problem: Problem) -> Problem:
+    """Check a problem object defines what training needs; return it.
+
+    Raises:
+        ConfigError: one line naming the class and what it lacks or gets wrong.
+    """
+    name = type(problem).__name__
+    if not isinstance(problem, Problem):
+        raise ConfigError(f"problem: got a {name}, expected an instance of a pinnsketch.Problem "
+                          f"subclass")
+    domain = getattr(problem, "domain", None)
+    if not isinstance(domain, Domain):
+        raise ConfigError(f"problem {name}: defines no domain (set domain = Domain(...) as a "
+                          f"class attribute or in __init__), got {domain!r}")
+    names = getattr(problem, "input_names", None)
+    if (not isinstance(names, tuple) or len(names) != domain.dim
+            or not all(isinstance(n, str) for n in names)):
+        raise ConfigError(f"problem {name}: input_names must be a tuple of {domain.dim} strings "
+                          f"(one per coordinate of its domain, e.g. ('x', 't')), got {names!r}")
+    for method in ("reference", "evaluation_grid"):
+        value = getattr(problem, method)
+        if value is not None and not callable(value):
+            raise ConfigError(f"problem {name}: {method} must be a method or None, got {value!r}")
+    return problem
+
+
+def build_problem(config: RunConfig, problem: Problem | None = None) -> Problem:
+    """The run's problem: ``problem`` itself (checked), or built from ``config.problem``
+    (class looked up by name, options validated against its ``Options``).
+
+    Raises:
+        ConfigError: on an unknown problem, bad options or an incomplete problem class.
+    """
+    if problem is not None:
+        if config.problem.options:
+            raise ConfigError(f"problem: options {sorted(config.problem.options)} are given "
+                              f"with a problem object; set them on the object instead")
+        return check_problem(problem)
+    if config.problem.type is None:
+        raise ConfigError("problem.type: required key is missing (or pass problem=... to train)")
+    search = [config.base_dir] if config.base_dir else []
+    cls = resolve_problem_class(config.problem.type, search)
+    options = build_section(cls.Options, config.problem.options, "problem")
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))
+    if missing:
+        raise ConfigError(f"problem {cls.__name__}: does not define {', '.join(missing)} "
+                          f"(e.g. def pde_residual(self, model, points) -> residual (N,))")
+    parameters = inspect.signature(cls).parameters
+    instance = cls(options) if parameters else cls()
+    return check_problem(instance)
+
+
+def run_terms(config: RunConfig, problem: Problem) -> tuple[str, ...]:
+    """The loss terms of this run: the problem's physics terms, plus ``data`` with observations."""
+    terms = problem.physics_terms(config.model.hard_constraints)
+    if config.problem.observations.count > 0:
+        terms += ("data",)
+    return terms
+
+
+def check_config(config: RunConfig, problem: Problem | None = None) -> None:
+    """Every cross-section check of ``config`` (with ``problem`` replacing its problem
+    section): raises :class:`ConfigError` on the first failure, writes nothing."""
+    problem = build_problem(config, problem)
+    name = type(problem).__name__
+    if config.model.hard_constraints and not problem.has_output_transform:
+        raise ConfigError(f"model.hard_constraints: problem {name} defines no output transform "
+                          f"(set it to false)")
+    terms = run_terms(config, problem)
+    for term, how in config.terms.items():
+        if how.gradient == "sketched" and term != "data":
+            raise ConfigError(f"terms.{term}.gradient: got 'sketched', but only the data term "
+                              f"can be sketched (residual terms need exact higher derivatives)")
+    if problem.parameters() and config.problem.observations.count == 0:
+        raise ConfigError(f"problem.observations.count: got 0, but {name} identifies unknown "
+                          f"coefficients and needs data (e.g. 2000)")
+    if config.problem.observations.count and not problem.has_reference:
+        raise ConfigError(f"problem.observations.count: got {config.problem.observations.count}, "
+                          f"but {name} has no reference solution to draw observations from")
+    sections: list[tuple[str, Mapping]] = [("train.weights", config.train.weights),
+                                           ("terms", config.terms),
+                                           ("monitor.terms", dict.fromkeys(config.monitor.terms))]
+    for key, section in sections:
+        for term in section:
+            if term not in terms:
+                raise ConfigError(f"{key}.{term}: unknown loss term "
+                                  f"(terms of this run: {', '.join(terms)})")
+    n_layers = config.model.depth + 1
+    bad = [i for i in config.monitor.layers if not 0 <= i < n_layers]
+    if bad:
+        raise ConfigError(f"monitor.layers: got {list(bad)}, layer indices must be in "
+                          f"[0, {n_layers - 1}] for a network of depth {config.model.depth}")
+    sampling = config.sampling
+    if sampling.adaptive != "none" and sampling.adaptive_candidates < sampling.interior:
+        raise ConfigError(f"sampling.adaptive_candidates: got {sampling.adaptive_candidates}, "
+                          f"must be >= sampling.interior ({sampling.interior}) to draw from")
+    if config.train.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device: got 'cuda' but torch.cuda.is_available() is False "
+                          "(allowed here: cpu)")
+    data = config.terms.get("data")
+    if (data is not None and data.gradient == "sketched"
+            and int(os.environ.get("WORLD_SIZE", "1")) > 1):
+        raise ConfigError("terms.data.gradient: 'sketched' is single-process only "
+                          "(run without torchrun, or use 'exact')")
+
+
+def _check_shape(name: str, method: str, value, expected: tuple[int, ...]) -> None:
+    shape = tuple(getattr(value, "shape", ()))
+    if shape != expected:
+        raise ConfigError(f"problem {name}: {method} returned shape {shape}, expected "
+                          f"{expected} (one value per point)")
+
+
+def check_problem_outputs(problem: Problem, model: torch.nn.Module,
+                          batch: Mapping[str, torch.Tensor]) -> None:
+    """Evaluate the problem's methods once on (up to) 4 points per term of ``batch`` and
+    check each returns one value per point: residuals, boundary and initial values,
+    the output transform, and the reference on its evaluation grid.
+
+    Raises:
+        ConfigError: naming the method, the shape returned and the shape expected.
+    """
+    name = type(problem).__name__
+    few = {t: p[:4].detach().clone().requires_grad_(t != "data") for t, p in batch.items()}
+    checks = {"pde": "pde_residual(model, points)", "bc": "boundary_value(points)",
+              "ic": "initial_value(points)"}
+    for term, points in few.items():
+        if term == "bc":
+            _check_shape(name, checks[term], problem.boundary_value(points), (len(points),))
+        elif term == "ic":
+            _check_shape(name, checks[term], problem.initial_value(points), (len(points),))
+    residuals = problem.residuals(model, few)
+    for term, residual in residuals.items():
+        _check_shape(name, f"the '{term}' residual" if term not in checks else checks[term],
+                     residual, (len(few[term]),))
+    if problem.has_reference:
+        grid, shape = problem.plot_grid()
+        if grid.ndim != 2 or grid.shape[1] != problem.domain.dim:
+            raise ConfigError(f"problem {name}: evaluation_grid() returned points of shape "
+                              f"{grid.shape}, expected (N, {problem.domain.dim})")
+        values = problem.reference(grid[:4])
+        _check_shape(name, "reference(points)", values, (min(4, len(grid)),))

@@ -1,0 +1,108 @@
+"""The schedule: Adam steps then L-BFGS chunks around a :class:`Trainer`, the evaluation
+cadence, Ctrl-C between steps, and why each phase stopped (never a silent early exit).
+
+The schedule does no I/O: it calls ``evaluate(phase, losses)`` at every evaluation point (step
+0, every ``eval_every`` steps, the end of each phase, a stop) and the caller records, logs and
+checkpoints there.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Mapping
+
+from pinnsketch.config import SamplingConfig, TrainConfig
+from pinnsketch.training.interrupt import GracefulInterrupt
+from pinnsketch.training.trainer import Trainer
+
+__all__ = ["Schedule"]
+
+Evaluate = Callable[[str, Mapping[str, float]], None]
+
+
+class Schedule:
+    """Adam for ``train.adam_steps`` steps, then L-BFGS for ``train.lbfgs_steps`` iterations.
+
+    Attributes:
+        train_s: seconds spent in optimiser steps (evaluation and I/O excluded).
+        stopped_between_steps: a stop was asked for and honoured after a complete step.
+    """
+
+    def __init__(self, train: TrainConfig, sampling: SamplingConfig, trainer: Trainer):
+        self.train, self.sampling, self.trainer = train, sampling, trainer
+        self.train_s = 0.0
+        self.stopped_between_steps = False
+
+    @property
+    def total_steps(self) -> int:
+        return self.train.adam_steps + self.train.lbfgs_steps
+
+    def finished(self) -> bool:
+        """Every phase has run its budget (or L-BFGS stopped on a tolerance)."""
+        trainer, cfg = self.trainer, self.train
+        return (trainer.adam_done >= cfg.adam_steps
+                and (trainer.lbfgs_done >= cfg.lbfgs_steps or trainer.lbfgs_stop is not None))
+
+    def run(self, interrupt: GracefulInterrupt, evaluate: Evaluate,
+            progress: Callable[[int], None]) -> None:
+        """Train to the end of the schedule.
+
+        Args:
+            interrupt: its ``requested`` flag stops the run after the current step (Adam) or
+                chunk (L-BFGS), with a final evaluation; then ``KeyboardInterrupt`` is raised.
+            evaluate: called at every evaluation point with the phase and the losses.
+            progress: called with the number of steps just taken.
+
+        Raises:
+            NonFiniteLoss: at the first evaluation after a NaN/inf loss (nothing recorded).
+            KeyboardInterrupt: after a requested stop.
+        """
+        trainer, cfg = self.trainer, self.train
+        if trainer.step == 0:
+            evaluate("adam" if cfg.adam_steps else "lbfgs", trainer.evaluate_losses())
+        while trainer.adam_done < cfg.adam_steps:
+            tic = time.perf_counter()
+            losses, stop = trainer.adam_step(stop=interrupt.requested)
+            self.train_s += time.perf_counter() - tic
+            # In one process a Ctrl-C during this step stops right after it; distributed,
+            # the request travels with the next step's all-reduce so all ranks stop together.
+            stop = stop or (trainer.distributed is None and interrupt.requested)
+            progress(1)
+            done = trainer.adam_done == cfg.adam_steps
+            if trainer.step % cfg.eval_every == 0 or done or stop:
+                trainer.raise_if_nonfinite()
+                evaluate("adam", {t: float(v) for t, v in losses.items()})
+            if stop:
+                self.stopped_between_steps = True
+                raise KeyboardInterrupt
+        while trainer.lbfgs_done < cfg.lbfgs_steps and trainer.lbfgs_stop is None:
+            chunk = min(cfg.eval_every - trainer.step % cfg.eval_every,
+                        cfg.lbfgs_steps - trainer.lbfgs_done)
+            every = self.sampling.lbfgs_resample_every
+            if every:  # end chunks where the points are redrawn
+                chunk = min(chunk, every - trainer.lbfgs_done % every)
+            before = trainer.step
+            tic = time.perf_counter()
+            reason = trainer.lbfgs_chunk(chunk)
+            self.train_s += time.perf_counter() - tic
+            progress(trainer.step - before)
+            stop = trainer.agree_to_stop(interrupt.requested)
+            if (trainer.step % cfg.eval_every == 0 or reason is not None
+                    or trainer.lbfgs_done >= cfg.lbfgs_steps or stop):
+                evaluate("lbfgs", trainer.last_losses)
+            if stop:
+                self.stopped_between_steps = True
+                raise KeyboardInterrupt
+
+    def stop_reasons(self, status: str) -> dict[str, str]:
+        """Why each optimiser phase ended, in words."""
+        trainer, cfg = self.trainer, self.train
+        reasons = {}
+        for phase, done, budget in (("adam", trainer.adam_done, cfg.adam_steps),
+                                    ("lbfgs", trainer.lbfgs_done, cfg.lbfgs_steps)):
+            if phase == "lbfgs" and trainer.lbfgs_stop is not None:
+                reasons[phase] = trainer.lbfgs_stop
+            elif budget and done >= budget:
+                reasons[phase] = f"iterations reached ({budget})"
+            elif budget:
+                reasons[phase] = f"{status} after {done} of {budget} iterations"
+        return reasons
