@@ -77,3 +77,11 @@ def test_the_check_catches_an_upward_import(tmp_path):
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_module_is_over_400_lines(path):
     assert len(path.read_text().splitlines()) <= 420, "split this module"
+
+
+def test_every_package_folder_is_a_regular_package():
+    """A folder without ``__init__.py`` imports from a source checkout (as a namespace
+    package) but is left out of a built wheel."""
+    folders = {p.parent for p in MODULES}
+    assert sorted(str(f.relative_to(ROOT)) for f in folders
+                  if not (f / "__init__.py").is_file()) == []

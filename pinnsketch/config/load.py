@@ -113,12 +113,14 @@ def config_from_dict(tree: Mapping[str, Any], *, base_dir: str | Path | None = N
     return config
 
 
-def load_config(path: str | Path, overrides: typing.Sequence[str] | None = None) -> RunConfig:
+def load_config(path: str | Path, overrides: typing.Sequence[str] | None = None, *,
+                require_type: bool = True) -> RunConfig:
     """Read a YAML run description and apply ``key.path=value`` overrides.
 
     Args:
         path: YAML file with the sections problem, model, sampling, train, monitor, output.
         overrides: assignments such as ``"train.adam_steps=200"``; values are parsed as YAML.
+        require_type: ``problem.type`` must be given (False where a problem object is).
 
     Returns:
         The schema-checked, frozen configuration (``problem.type`` is required here; check
@@ -132,7 +134,7 @@ def load_config(path: str | Path, overrides: typing.Sequence[str] | None = None)
     for assignment in overrides or ():
         _apply_override(tree, assignment)
     config = config_from_dict(tree, base_dir=path.resolve().parent)
-    if config.problem.type is None:
+    if require_type and config.problem.type is None:
         raise ConfigError("problem.type: required key is missing (a built-in name, see "
                           "`pinnsketch problems`, or 'module:Class')")
     return config

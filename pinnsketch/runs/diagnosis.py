@@ -1,0 +1,70 @@
+"""The monitor's report in a run folder: ``diagnosis.md`` and ``plots/monitor_*.png``."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from pinnsketch.diagnosis import diagnose, render_report
+from pinnsketch.errors import ConfigError
+from pinnsketch.monitor import SketchMonitor
+from pinnsketch.plots import monitor_figures
+from pinnsketch.runs.resume import saved_config
+from pinnsketch.runs.run_dir import RunDir
+
+__all__ = ["diagnose_run", "write_report"]
+
+log = logging.getLogger(__name__)
+
+
+def write_report(run_dir: str | Path, monitor: SketchMonitor,
+                 metrics: Sequence[Mapping[str, Any]] = (), *,
+                 weights: Mapping[str, float] | None = None,
+                 figures: bool | None = None) -> str:
+    """Diagnose ``monitor`` and write ``RUN_DIR/diagnosis.md`` (and the monitor figures).
+
+    Args:
+        run_dir: the run folder (created if missing).
+        monitor: the monitor of the run.
+        metrics: the run's evaluation records, for context.
+        weights: loss weights; default ``train.weights`` of ``RUN_DIR/config.yaml`` (or all 1).
+        figures: draw ``plots/monitor_*.png``; default ``output.plots`` of the run's config
+            (or True without one).
+
+    Returns:
+        The Markdown written.
+    """
+    folder = RunDir(run_dir)
+    config = saved_config(folder) if folder.config_path.is_file() else None
+    if weights is None:
+        weights = dict(config.train.weights) if config is not None else {}
+    if figures is None:
+        figures = config.output.plots if config is not None else True
+    history = monitor.history_view()
+    findings = diagnose(history, weights)
+    paths = []
+    if figures:
+        for name, figure in monitor_figures(history, title=folder.path.name).items():
+            paths.append(str(folder.save_figure(name, figure).relative_to(folder.path)))
+    text = render_report(findings, history, title=folder.path.name,
+                         monitor_config=monitor.config_dict(), weights=weights,
+                         metrics=metrics, figures=paths)
+    folder.write_text(folder.diagnosis_path.name, text)
+    log.info("diagnosis: %d finding(s), written to %s", len(findings), folder.diagnosis_path)
+    return text
+
+
+def diagnose_run(run_dir: str | Path) -> str:
+    """Rebuild the monitor of a run from its checkpoint, rewrite its report, return it.
+
+    Raises:
+        ConfigError: not a run folder, or the run was not monitored.
+    """
+    folder = RunDir(run_dir)
+    if not folder.checkpoint_path.is_file():
+        raise ConfigError(f"{run_dir}: no checkpoint.pt (not a run folder)")
+    state = folder.load_checkpoint()["trainer"].get("monitor")
+    if state is None:
+        raise ConfigError(f"{run_dir}: the run was not monitored (no monitor state in its "
+                          f"checkpoint; train with monitor.enabled: true)")
+    return write_report(folder.path, SketchMonitor.from_state_dict(state), folder.read_metrics())

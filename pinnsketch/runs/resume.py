@@ -1,0 +1,57 @@
+"""Whether a run folder can take a run: a new one must be empty, a resumed one must match.
+
+The saved ``config.yaml`` is read with :func:`~pinnsketch.config.config_from_dict` (not
+``load_config``): a run trained on a problem object has no ``problem.type`` to require.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from pinnsketch.config import RunConfig, config_from_dict, parse_yaml
+from pinnsketch.errors import ConfigError
+from pinnsketch.runs.run_dir import RunDir
+
+__all__ = ["BUDGET_KEYS", "check_folder", "check_resume_config", "saved_config"]
+
+# The only keys that may change when a run is continued.
+BUDGET_KEYS = ("adam_steps", "lbfgs_steps")
+
+
+def saved_config(folder: RunDir) -> RunConfig:
+    """The configuration a run folder was trained with (its ``config.yaml``)."""
+    if not folder.config_path.is_file():
+        raise ConfigError(f"{folder.path}: no config.yaml (not a run folder)")
+    return config_from_dict(parse_yaml(folder.config_path.read_text()))
+
+
+def check_folder(folder: RunDir, config: RunConfig, resume: str | Path | None) -> None:
+    """Raise :class:`ConfigError` unless ``folder`` can take this run.
+
+    A new run needs a folder without a run in it; a resumed one needs a checkpoint and a
+    saved configuration equal to ``config`` except for the step budgets.
+    """
+    if resume is None:
+        if folder.holds_run():
+            raise ConfigError(f"--out {folder.path}: already holds a run (choose another "
+                              f"folder, or continue it with --resume {folder.path})")
+        return
+    if not folder.checkpoint_path.is_file():
+        raise ConfigError(f"--resume {resume}: no checkpoint.pt in that folder")
+    check_resume_config(saved_config(folder), config)
+
+
+def check_resume_config(saved: RunConfig, given: RunConfig) -> None:
+    """Only ``train.adam_steps`` and ``train.lbfgs_steps`` may differ between the two."""
+    allowed = " and ".join(f"train.{key}" for key in BUDGET_KEYS)
+    saved_train, given_train = (
+        {k: v for k, v in dataclasses.asdict(c.train).items() if k not in BUDGET_KEYS}
+        for c in (saved, given))
+    for key, value in saved_train.items():
+        if given_train[key] != value:
+            raise ConfigError(f"train.{key}: got {given_train[key]!r} but the run to resume "
+                              f"used {value!r}; only {allowed} may change on resume")
+    for section in ("problem", "model", "sampling", "monitor", "terms"):
+        if getattr(saved, section) != getattr(given, section):
+            raise ConfigError(f"{section}: differs from the run to resume; only {allowed} "
+                              f"may change on resume")
