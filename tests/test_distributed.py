@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -139,3 +141,26 @@ def test_resume_with_two_ranks_equals_uninterrupted_and_needs_the_same_world_siz
     assert len(metrics("full")) >= 5  # evaluations before and after the resume point
     assert [(r["step"], r["rel_l2"]) for r in metrics("part")] == \
         [(r["step"], r["rel_l2"]) for r in metrics("full")]
+
+
+def _torchrun(tmp_path: Path, *args: str) -> None:
+    """``torchrun --standalone`` (a free rendezvous port, so parallel CI jobs cannot collide)
+    with two CPU ranks, bounded in time; a failure shows both ranks' output."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc-per-node", "2", "--max-restarts", "0", "-m", "pinnsketch", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, f"torchrun exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+
+
+def test_the_command_under_torchrun_runs_and_resumes(tmp_path):
+    sets = [a for o in tiny_overrides(10, 0, eval_every=5) + ["output.plots=false"]
+            for a in ("--set", o)]
+    _torchrun(tmp_path, "run", str(ROOT / "problems" / "burgers.yaml"), "--out", "r", *sets)
+    assert RunDir(tmp_path / "r").read_summary()["steps"] == 10
+    longer = [*sets, "--set", "train.adam_steps=20"]
+    _torchrun(tmp_path, "run", "--resume", "r", *longer)
+    summary = RunDir(tmp_path / "r").read_summary()
+    assert summary["status"] == "completed" and summary["steps"] == 20
+    assert [r["step"] for r in RunDir(tmp_path / "r").read_metrics()] == [0, 5, 10, 15, 20]

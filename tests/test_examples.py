@@ -27,3 +27,15 @@ def test_custom_pde_trains_from_yaml(tmp_path):
     # that of the untrained network (O(1)).
     error = custom_pde.main(steps=300, out=tmp_path / "run")
     assert error < 1e-2
+
+
+def test_custom_pde_yaml_form_is_the_same_problem(tmp_path):
+    """The YAML form names the same class and options; run at tiny size from the repo root."""
+    import pinnsketch
+
+    config = pinnsketch.load_config(EXAMPLES / "custom_pde.yaml",
+                                    ["train.adam_steps=5", "train.lbfgs_steps=0"])
+    problem = pinnsketch.load_problem(config)
+    assert type(problem).__name__ == "Helmholtz1D" and problem.options.k == 4.0
+    run = pinnsketch.train(config, out=tmp_path / "yaml")
+    assert run.summary["steps"] == 5 and run.summary["rel_l2"] > 0

@@ -315,3 +315,9 @@ def test_readme_python_example(tmp_path, monkeypatch):
     (tmp_path / "problems").symlink_to(ROOT / "problems")
     exec(compile(code, "README.md", "exec"), {})
     assert (tmp_path / "runs" / "burgers-short" / "summary.json").is_file()
+
+
+def test_readme_config_block_is_the_shipped_burgers_yaml():
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## Config\n", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert block == (ROOT / "problems" / "burgers.yaml").read_text()
