@@ -164,3 +164,36 @@ def test_the_command_under_torchrun_runs_and_resumes(tmp_path):
     summary = RunDir(tmp_path / "r").read_summary()
     assert summary["status"] == "completed" and summary["steps"] == 20
     assert [r["step"] for r in RunDir(tmp_path / "r").read_metrics()] == [0, 5, 10, 15, 20]
+
+
+def _dense_worker(rank: int, world: int, port: int, out: str) -> None:
+    _join_as(rank, world, port)
+    config = pinnsketch.load_config(ROOT / "problems" / "burgers.yaml",
+                                    OVERRIDES + ["train.quasi_newton=ssbroyden2"])
+    context = init_from_environment("gloo", torch.device("cpu"), timeout_s=60)
+    trainer = build_trainer(config, context)
+    batch = {t: p.clone() for t, p in trainer._batch64.items()}
+    _train(trainer)
+    H = trainer.lbfgs.state[trainer.parameters[0]]["H"]
+    torch.save({"batch": batch, "params": [p.detach().clone() for p in trainer.parameters],
+                "H": H.clone()}, Path(out) / f"dense{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_dense_quasi_newton_keeps_one_H_on_every_rank(tmp_path):
+    """The closure averages losses and gradients over ranks, so every rank takes the same
+    line search and the same update: H and the weights are bitwise equal across ranks, and
+    equal to one process on the union of the shards to round-off."""
+    mp.spawn(_dense_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"dense{r}.pt") for r in range(2)]
+    assert torch.equal(ranks[0]["H"], ranks[1]["H"])
+    for a, b in zip(ranks[0]["params"], ranks[1]["params"]):
+        assert torch.equal(a, b)
+    config = pinnsketch.load_config(ROOT / "problems" / "burgers.yaml",
+                                    OVERRIDES + ["train.quasi_newton=ssbroyden2"])
+    single = build_trainer(config)
+    single._batch64 = {t: torch.cat([r["batch"][t] for r in ranks]) for t in ranks[0]["batch"]}
+    single._cast_batch()
+    _train(single)
+    torch.testing.assert_close(ranks[0]["H"], single.lbfgs.state[single.parameters[0]]["H"],
+                               rtol=1e-6, atol=1e-9)

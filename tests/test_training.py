@@ -94,7 +94,8 @@ def test_non_finite_loss_names_step_and_term_and_keeps_checkpoint(tmp_path, monk
 
 def test_lbfgs_reports_why_it_stopped(tmp_path):
     # A huge gradient tolerance makes L-BFGS stop at once; the reason must say so.
-    run = pinnsketch.train(_config(5, 50, ["train.lbfgs_tolerance_grad=1e3"]),
+    run = pinnsketch.train(_config(5, 50, ["train.lbfgs_tolerance_grad=1e3",
+                                           "train.quasi_newton=lbfgs"]),
                            out=tmp_path / "tol")
     reason = run.summary["stop_reasons"]["lbfgs"]
     assert reason.startswith("gradient tolerance") and run.summary["lbfgs_steps"] == 0

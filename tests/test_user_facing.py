@@ -321,3 +321,18 @@ def test_readme_config_block_is_the_shipped_burgers_yaml():
     text = (ROOT / "README.md").read_text()
     block = text.split("## Config\n", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     assert block == (ROOT / "problems" / "burgers.yaml").read_text()
+
+
+def test_ctrl_c_before_training_says_nothing_was_written(tmp_path):
+    script = ("import os, signal, sys\n"
+              "import pinnsketch.runs.session as session\n"
+              "from pinnsketch.cli import main\n"
+              "def interrupted(*args, **kwargs):\n"
+              "    os.kill(os.getpid(), signal.SIGINT)\n"
+              "session.build_trainer = interrupted\n"
+              f"sys.exit(main(['run', {str(MYPDE / 'laplace.yaml')!r}, '--out', 'r']))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 130
+    assert "interrupted before training started; nothing was written" in done.stderr
+    assert "checkpoint" not in done.stderr and not (tmp_path / "r").exists()

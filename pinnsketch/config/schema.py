@@ -15,7 +15,11 @@ import torch
 from pinnsketch.config.fields import option as _option
 from pinnsketch.model import ACTIVATIONS, INITIALIZERS
 from pinnsketch.monitor.banks import BACKENDS as MONITOR_BACKENDS
+from pinnsketch.optim import UPDATES as QUASI_NEWTON_UPDATES
 from pinnsketch.sampling import UNIT_SAMPLERS
+
+# The phase after Adam: torch's L-BFGS or one of the dense updates of pinnsketch.optim.
+QUASI_NEWTON_METHODS = ("lbfgs",) + QUASI_NEWTON_UPDATES
 
 __all__ = ["DISTRIBUTED_BACKENDS", "DTYPES", "ModelConfig", "MonitorConfig", "ObservationConfig",
            "OutputConfig", "ProblemConfig", "RunConfig", "SamplingConfig", "TermGradientConfig",
@@ -114,8 +118,13 @@ class TrainConfig:
         eval_every: steps between evaluations (losses, rel L2) and L-BFGS chunk length.
         checkpoint_every: steps between checkpoints (rounded up to an evaluation).
         weights: per-term loss weights; unnamed terms weigh 1.
+        quasi_newton: the optimiser of the phase after Adam (``lbfgs_steps`` iterations):
+            ``lbfgs`` (torch's, O(p) memory) or a dense inverse-Hessian method — ``bfgs``,
+            ``ssbfgs_ol``, ``ssbfgs_ab``, ``ssbroyden1``, ``ssbroyden2`` (O(p²) memory;
+            :mod:`pinnsketch.optim`), whose H is kept across point redraws.
+        max_hessian_mib: the largest dense inverse Hessian a dense method may allocate.
         lbfgs_history: L-BFGS history size.
-        lbfgs_tolerance_grad / lbfgs_tolerance_change: L-BFGS stopping tolerances.
+        lbfgs_tolerance_grad / lbfgs_tolerance_change: stopping tolerances of that phase.
         distributed_backend: process-group backend under torchrun; ``auto`` is nccl on
             CUDA and gloo on CPU.
     """
@@ -131,6 +140,8 @@ class TrainConfig:
     dtype: str = _option("float32", choices=DTYPES)
     device: str = _option("cpu", choices=("cpu", "cuda"))
     weights: Mapping[str, float] = _option(low=0.0, default_factory=dict)
+    quasi_newton: str = _option("lbfgs", choices=QUASI_NEWTON_METHODS)
+    max_hessian_mib: float = _option(1024.0, low=0.0, strict_low=True)
     lbfgs_history: int = _option(50, low=1)
     lbfgs_tolerance_grad: float = _option(1e-9, low=0.0)
     lbfgs_tolerance_change: float = _option(1e-12, low=0.0)

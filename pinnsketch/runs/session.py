@@ -133,6 +133,19 @@ def _versions() -> dict[str, str]:
             "torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__}
 
 
+def _check_extension(config: RunConfig, trainer: Trainer) -> None:
+    """A resumed schedule continues the phase it is in: Adam's budget cannot shrink below the
+    steps taken, nor grow once the phase after it has begun (Adam would run again after it)."""
+    done, budget = trainer.adam_done, config.train.adam_steps
+    if budget < done or (trainer.lbfgs_done and budget != done):
+        later = (f" and {trainer.lbfgs_done} {config.train.quasi_newton} iterations"
+                 if trainer.lbfgs_done else "")
+        raise ConfigError(
+            f"train.adam_steps: got {budget}, but the run to resume has taken {done} Adam "
+            f"steps{later}; keep train.adam_steps={done} and extend the last phase with "
+            f"train.lbfgs_steps")
+
+
 class _Session:
     """The schedule of one trainer, recorded into one folder: evaluations, checkpoints,
     summary, figures and the monitor's report."""
@@ -163,6 +176,7 @@ class _Session:
         if self.distributed is not None:
             state = {**state, **checkpoint["ranks"][self.distributed.rank]}
         self.trainer.load_state_dict(state)
+        _check_extension(self.config, self.trainer)
         self.elapsed_before = checkpoint["elapsed_s"]
         self.schedule.train_s = checkpoint["train_s"]
         self.last_checkpoint = self.trainer.step

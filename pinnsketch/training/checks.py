@@ -12,13 +12,13 @@ from typing import Mapping
 
 import torch
 
-from pinnsketch.config import RunConfig, build_section
+from pinnsketch.config import DTYPES, RunConfig, build_section
 from pinnsketch.domain import Domain
 from pinnsketch.errors import ConfigError
 from pinnsketch.problems import Problem, resolve_problem_class
 
 __all__ = ["build_problem", "check_config", "check_problem", "check_problem_outputs",
-           "run_terms"]
+           "parameter_count", "run_terms"]
 
 
 def check_problem(problem: Problem) -> Problem:
@@ -113,6 +113,7 @@ def check_config(config: RunConfig, problem: Problem | None = None) -> None:
     if bad:
         raise ConfigError(f"monitor.layers: got {list(bad)}, layer indices must be in "
                           f"[0, {n_layers - 1}] for a network of depth {config.model.depth}")
+    _check_dense_hessian(config, problem)
     sampling = config.sampling
     if sampling.adaptive != "none" and sampling.adaptive_candidates < sampling.interior:
         raise ConfigError(f"sampling.adaptive_candidates: got {sampling.adaptive_candidates}, "
@@ -125,6 +126,28 @@ def check_config(config: RunConfig, problem: Problem | None = None) -> None:
             and int(os.environ.get("WORLD_SIZE", "1")) > 1):
         raise ConfigError("terms.data.gradient: 'sketched' is single-process only "
                           "(run without torchrun, or use 'exact')")
+
+
+def parameter_count(config: RunConfig, problem: Problem) -> int:
+    """Trainable numbers of the run: the MLP's weights and biases plus the problem's
+    unknown coefficients."""
+    d, w, depth = problem.domain.dim, config.model.width, config.model.depth
+    network = (d + 1) * w + (depth - 1) * (w + 1) * w + (w + 1)
+    return network + sum(p.numel() for p in problem.parameters())
+
+
+def _check_dense_hessian(config: RunConfig, problem: Problem) -> None:
+    train = config.train
+    if train.quasi_newton == "lbfgs" or train.lbfgs_steps == 0:
+        return
+    n = parameter_count(config, problem)
+    mib = n * n * torch.empty((), dtype=DTYPES[train.dtype]).element_size() / 2 ** 20
+    if mib > train.max_hessian_mib:
+        raise ConfigError(
+            f"train.quasi_newton: {train.quasi_newton!r} keeps a dense inverse Hessian of "
+            f"{n} parameters ({mib:.0f} MiB), above train.max_hessian_mib "
+            f"({train.max_hessian_mib:g}); use a smaller network, raise the limit, or "
+            f"train.quasi_newton: lbfgs (O(p) memory)")
 
 
 def _check_shape(name: str, method: str, value, expected: tuple[int, ...]) -> None:

@@ -20,7 +20,8 @@ Evaluate = Callable[[str, Mapping[str, float]], None]
 
 
 class Schedule:
-    """Adam for ``train.adam_steps`` steps, then L-BFGS for ``train.lbfgs_steps`` iterations.
+    """Adam for ``train.adam_steps`` steps, then ``train.quasi_newton`` (L-BFGS unless set)
+    for ``train.lbfgs_steps`` iterations; both phase names appear in metrics and summary.
 
     Attributes:
         train_s: seconds spent in optimiser steps (evaluation and I/O excluded).
@@ -57,8 +58,9 @@ class Schedule:
             KeyboardInterrupt: after a requested stop.
         """
         trainer, cfg = self.trainer, self.train
+        second = cfg.quasi_newton
         if trainer.step == 0:
-            evaluate("adam" if cfg.adam_steps else "lbfgs", trainer.evaluate_losses())
+            evaluate("adam" if cfg.adam_steps else second, trainer.evaluate_losses())
         while trainer.adam_done < cfg.adam_steps:
             tic = time.perf_counter()
             losses, stop = trainer.adam_step(stop=interrupt.requested)
@@ -88,7 +90,7 @@ class Schedule:
             stop = trainer.agree_to_stop(interrupt.requested)
             if (trainer.step % cfg.eval_every == 0 or reason is not None
                     or trainer.lbfgs_done >= cfg.lbfgs_steps or stop):
-                evaluate("lbfgs", trainer.last_losses)
+                evaluate(second, trainer.last_losses)
             if stop:
                 self.stopped_between_steps = True
                 raise KeyboardInterrupt
@@ -98,8 +100,8 @@ class Schedule:
         trainer, cfg = self.trainer, self.train
         reasons = {}
         for phase, done, budget in (("adam", trainer.adam_done, cfg.adam_steps),
-                                    ("lbfgs", trainer.lbfgs_done, cfg.lbfgs_steps)):
-            if phase == "lbfgs" and trainer.lbfgs_stop is not None:
+                                    (cfg.quasi_newton, trainer.lbfgs_done, cfg.lbfgs_steps)):
+            if phase != "adam" and trainer.lbfgs_stop is not None:
                 reasons[phase] = trainer.lbfgs_stop
             elif budget and done >= budget:
                 reasons[phase] = f"iterations reached ({budget})"

@@ -16,6 +16,7 @@ import torch
 
 from pinnsketch.config import SamplingConfig, TrainConfig
 from pinnsketch.errors import NonFiniteLoss
+from pinnsketch.optim import QuasiNewton
 from pinnsketch.problems.base import Problem
 from pinnsketch.sampling import Sampler
 from pinnsketch.training.objective import term_losses, weighted_total
@@ -77,10 +78,18 @@ class Trainer:
         # A constant rate needs no scheduler (and its per-step bookkeeping).
         self.schedule = None if train.lr_decay == 1.0 else torch.optim.lr_scheduler.StepLR(
             self.adam, step_size=train.lr_decay_every, gamma=train.lr_decay)
-        self.lbfgs = torch.optim.LBFGS(
-            self.parameters, lr=1.0, max_iter=train.eval_every,
-            history_size=train.lbfgs_history, tolerance_grad=train.lbfgs_tolerance_grad,
-            tolerance_change=train.lbfgs_tolerance_change, line_search_fn="strong_wolfe")
+        # The phase after Adam (kept under the name lbfgs: its budget is train.lbfgs_steps).
+        if train.quasi_newton == "lbfgs":
+            self.lbfgs = torch.optim.LBFGS(
+                self.parameters, lr=1.0, max_iter=train.eval_every,
+                history_size=train.lbfgs_history, tolerance_grad=train.lbfgs_tolerance_grad,
+                tolerance_change=train.lbfgs_tolerance_change, line_search_fn="strong_wolfe")
+        else:
+            self.lbfgs = QuasiNewton(
+                self.parameters, update=train.quasi_newton, max_iter=train.eval_every,
+                tolerance_grad=train.lbfgs_tolerance_grad,
+                tolerance_change=train.lbfgs_tolerance_change,
+                max_hessian_bytes=train.max_hessian_mib * 2 ** 20)
         self.step = 0
         self.adam_done = 0
         self.lbfgs_done = 0
@@ -285,7 +294,10 @@ class Trainer:
             self._draw_batch(adaptive=True)  # L-BFGS keeps one batch: make it the best one
         elif every and self.lbfgs_done and self.lbfgs_done % every == 0 and self.lbfgs.state:
             self._draw_batch(adaptive=adaptive)
-            self.lbfgs.state.clear()  # curvature pairs belong to the old points
+            if isinstance(self.lbfgs, QuasiNewton):
+                self.lbfgs.objective_changed()  # H carries over to the new points
+            else:
+                self.lbfgs.state.clear()  # L-BFGS's curvature pairs belong to the old points
         group = self.lbfgs.param_groups[0]
         group["max_iter"] = iterations
         # Iterations are the budget; each strong-Wolfe line search is capped at 25
@@ -304,7 +316,11 @@ class Trainer:
             self.raise_if_nonfinite()
         if done >= iterations:
             return None
-        self.lbfgs_stop = self._lbfgs_stop_reason(float(last["total"]), done)
+        if isinstance(self.lbfgs, QuasiNewton):
+            reason = self.lbfgs.stop_reason
+            self.lbfgs_stop = reason and f"{reason} at iteration {self.lbfgs_done}"
+        else:
+            self.lbfgs_stop = self._lbfgs_stop_reason(float(last["total"]), done)
         return self.lbfgs_stop
 
     def _lbfgs_stop_reason(self, loss: float, done: int) -> str | None:
