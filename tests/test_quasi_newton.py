@@ -13,10 +13,8 @@ import torch
 from pinnsketch.optim import UPDATES, QuasiNewton, inverse_hessian_update
 
 
-def _minimise(fun, x0: torch.Tensor, calls: int, **options) -> tuple[torch.Tensor, QuasiNewton]:
-    x = torch.nn.Parameter(x0.clone())
-    opt = QuasiNewton([x], **options)
-
+def _steps(opt: QuasiNewton, fun, x: torch.Tensor, calls: int) -> None:
+    """``calls`` optimiser steps on ``fun(x)``, stopping at the first stop reason."""
     def closure():
         opt.zero_grad()
         loss = fun(x)
@@ -27,6 +25,12 @@ def _minimise(fun, x0: torch.Tensor, calls: int, **options) -> tuple[torch.Tenso
         opt.step(closure)
         if opt.stop_reason is not None:
             break
+
+
+def _minimise(fun, x0: torch.Tensor, calls: int, **options) -> tuple[torch.Tensor, QuasiNewton]:
+    x = torch.nn.Parameter(x0.clone())
+    opt = QuasiNewton([x], **options)
+    _steps(opt, fun, x, calls)
     return x.detach(), opt
 
 
@@ -153,16 +157,7 @@ def test_H_stays_symmetric_positive_definite(update):
 
 def test_state_dict_round_trip_resumes_bit_for_bit():
     x0 = torch.linspace(-1.0, 1.5, 8, dtype=torch.float64)
-
-    def run(x, opt, calls):
-        def closure():
-            opt.zero_grad()
-            loss = _rosenbrock(x)
-            loss.backward()
-            return loss
-        for _ in range(calls):
-            opt.step(closure)
-
+    run = lambda x, opt, calls: _steps(opt, _rosenbrock, x, calls)  # noqa: E731
     x = torch.nn.Parameter(x0.clone())
     opt = QuasiNewton([x], update="ssbroyden2", max_iter=5)
     run(x, opt, 2)
