@@ -34,9 +34,9 @@ def main(problems: list[str], seeds: list[int], out: Path, overrides: list[str])
             summary = run_one(problem, seed, out, overrides)
             errors.append(summary["rel_l2"])
             rows.append({"problem": problem, "seed": seed, **summary})
+            last_stop = list(summary["stop_reasons"].values())[-1:] or ["-"]
             print(f"| {problem} | {seed} | {summary['rel_l2']:.2e} | {summary['steps']} | "
-                  f"{summary['wall_s']:.0f} | {list(summary['stop_reasons'].values())[-1] if summary['stop_reasons'] else '-'} |",
-                  flush=True)
+                  f"{summary['wall_s']:.0f} | {last_stop[0]} |", flush=True)
         print(f"| {problem} | median | {statistics.median(errors):.2e} | | | |")
         print(f"| {problem} | worst | {max(errors):.2e} | | | |", flush=True)
     return rows

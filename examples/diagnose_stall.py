@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 import pinnsketch
-from pinnsketch.runs.run_dir import RunDir
+from pinnsketch.runner.run_dir import RunDir
 from pinnsketch.diagnosis import diagnose
 from pinnsketch.monitor import SketchMonitor
 

@@ -15,7 +15,7 @@ import argparse
 
 import torch
 
-from pinnsketch.runs.diagnosis import write_report
+from pinnsketch.runner.diagnosis import write_report
 from pinnsketch.monitor import SketchMonitor, term_gradients
 
 

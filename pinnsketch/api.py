@@ -6,8 +6,8 @@ from typing import Any, Mapping
 
 from pinnsketch.config import RunConfig
 from pinnsketch.problems import Problem
-from pinnsketch.runs.run import Run, load_run
-from pinnsketch.runs.session import as_config, train
+from pinnsketch.runner.run import Run, load_run
+from pinnsketch.runner.session import as_config, train
 from pinnsketch.training.checks import build_problem, check_config
 
 __all__ = ["Run", "check_config", "load_problem", "load_run", "train"]

@@ -17,7 +17,7 @@ from pinnsketch.compare import compare, parse_modes
 from pinnsketch.config import load_config
 from pinnsketch.errors import ConfigError, NonFiniteLoss, RunInterrupted, suggest
 from pinnsketch.problems import BUILTIN_PROBLEMS
-from pinnsketch.runs.diagnosis import diagnose_run
+from pinnsketch.runner.diagnosis import diagnose_run
 
 __all__ = ["main"]
 

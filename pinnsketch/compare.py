@@ -22,7 +22,7 @@ from pinnsketch.config import RunConfig, TermGradientConfig
 from pinnsketch.errors import ConfigError
 from pinnsketch.memory import saved_tensor_bytes
 from pinnsketch.plots import comparison_figure
-from pinnsketch.runs.session import train
+from pinnsketch.runner.session import train
 from pinnsketch.training.build import build_trainer
 
 __all__ = ["MODES", "compare", "parse_modes", "data_term_memory"]

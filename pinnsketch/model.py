@@ -37,6 +37,17 @@ INITIALIZERS: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
+def layer_sizes(in_dim: int, out_dim: int, width: int, depth: int) -> list[int]:
+    """Sizes of an :class:`MLP`'s layers, input to output: ``[in, width × depth, out]``."""
+    return [in_dim] + [width] * depth + [out_dim]
+
+
+def parameter_count(in_dim: int, out_dim: int, width: int, depth: int) -> int:
+    """Weights and biases of an :class:`MLP` of these sizes (without building it)."""
+    sizes = layer_sizes(in_dim, out_dim, width, depth)
+    return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
+
+
 class MLP(nn.Module):
     """Fully connected network ``in_dim → width × depth → out_dim``.
 
@@ -52,7 +63,7 @@ class MLP(nn.Module):
                  activation: type[nn.Module], init: Callable[..., torch.Tensor],
                  generator: torch.Generator):
         super().__init__()
-        sizes = [in_dim] + [width] * depth + [out_dim]
+        sizes = layer_sizes(in_dim, out_dim, width, depth)
         layers: list[nn.Module] = []
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             linear = nn.Linear(fan_in, fan_out)

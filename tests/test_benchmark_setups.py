@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import identification  # noqa: E402
 import step_time  # noqa: E402
 from conftest import tiny_overrides  # noqa: E402
-from pinnsketch.runs.run_dir import RunDir  # noqa: E402
+from pinnsketch.runner.run_dir import RunDir  # noqa: E402
 
 
 def test_bare_loop_takes_the_trainer_steps():

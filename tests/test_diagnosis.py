@@ -14,7 +14,7 @@ from conftest import tiny_overrides
 from pinnsketch.training.build import build_model
 from pinnsketch.cli import main as cli_main
 from pinnsketch.diagnosis import diagnose
-from pinnsketch.runs.diagnosis import write_report
+from pinnsketch.runner.diagnosis import write_report
 from pinnsketch.monitor import SketchMonitor
 from pinnsketch.monitor.history import MonitorHistory, history_columns
 from pinnsketch.training.trainer import Trainer

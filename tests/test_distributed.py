@@ -18,7 +18,7 @@ from conftest import tiny_overrides
 from pinnsketch.training.build import build_trainer
 from pinnsketch.errors import ConfigError
 from pinnsketch.training.distributed import init_from_environment
-from pinnsketch.runs.run_dir import RunDir
+from pinnsketch.runner.run_dir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERRIDES = tiny_overrides() + ["model.hard_constraints=false", "train.dtype=float64",

@@ -9,7 +9,7 @@ import torch
 import pinnsketch
 from conftest import tiny_overrides
 from pinnsketch import ConfigError
-from pinnsketch.runs.run_dir import RunDir
+from pinnsketch.runner.run_dir import RunDir
 from pinnsketch.training.build import build_trainer
 from pinnsketch.training.checks import parameter_count
 

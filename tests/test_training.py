@@ -12,7 +12,7 @@ import torch
 
 import pinnsketch
 from conftest import tiny_overrides
-from pinnsketch.runs.run_dir import RunDir
+from pinnsketch.runner.run_dir import RunDir
 from pinnsketch.errors import NonFiniteLoss
 from pinnsketch.training.trainer import Trainer
 

@@ -325,7 +325,7 @@ def test_readme_config_block_is_the_shipped_burgers_yaml():
 
 def test_ctrl_c_before_training_says_nothing_was_written(tmp_path):
     script = ("import os, signal, sys\n"
-              "import pinnsketch.runs.session as session\n"
+              "import pinnsketch.runner.session as session\n"
               "from pinnsketch.cli import main\n"
               "def interrupted(*args, **kwargs):\n"
               "    os.kill(os.getpid(), signal.SIGINT)\n"

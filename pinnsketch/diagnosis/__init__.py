@@ -1,7 +1,7 @@
 """Stall diagnosis from a monitor's history: rules, findings and the Markdown report.
 
 It takes data (a :class:`~pinnsketch.monitor.MonitorHistory`) and the loss weights as
-arguments and reads no files; :mod:`pinnsketch.runs.diagnosis` writes the report.
+arguments and reads no files; :mod:`pinnsketch.runner.diagnosis` writes the report.
 """
 from pinnsketch.diagnosis.diagnose import diagnose
 from pinnsketch.diagnosis.findings import TITLES, Finding, Thresholds

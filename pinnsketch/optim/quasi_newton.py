@@ -40,7 +40,8 @@ class QuasiNewton(torch.optim.Optimizer):
         max_hessian_bytes: refuse to build an H larger than this (bytes).
 
     State (per the torch protocol, in ``state_dict``): ``H``, the cached loss ``f`` and
-    gradient ``g`` at the current point, ``n_iter``, ``resets``. After :meth:`step`,
+    gradient ``g`` at the current point, ``n_iter``, and whether H is a fresh identity.
+    After :meth:`step`,
     ``stop_reason`` says why it returned before ``max_iter`` iterations (None otherwise).
     """
 
@@ -96,11 +97,10 @@ class QuasiNewton(torch.optim.Optimizer):
         group = self.param_groups[0]
         state = self.state[self._params[0]]
         state.setdefault("n_iter", 0)
-        state.setdefault("resets", 0)
         if "g" not in state:
             state["f"], state["g"] = float(closure()), self._flat_grad()
         if "H" not in state:
-            state["H"] = self._identity(1.0)
+            state["H"] = self._identity()
             state["fresh_H"] = True
         f, g, H = state["f"], state["g"], state["H"]
         self.stop_reason = None
@@ -119,10 +119,9 @@ class QuasiNewton(torch.optim.Optimizer):
             d = -(H @ g)
             gtd = float(g.dot(d))
             if not gtd < 0.0:  # H lost positive definiteness in round-off
-                state["resets"] += 1
                 log.warning("quasi-Newton: -H g is not a descent direction at iteration %d; "
                             "H reset to the identity", state["n_iter"])
-                H.copy_(self._identity(1.0))
+                H.copy_(self._identity())
                 state["fresh_H"] = True
                 d, gtd = -g.clone(), -float(g.dot(g))
             t = min(1.0, 1.0 / float(g.abs().sum())) if state["fresh_H"] else 1.0
@@ -154,6 +153,6 @@ class QuasiNewton(torch.optim.Optimizer):
         state["f"], state["g"] = f, g
         return f
 
-    def _identity(self, scale: float) -> torch.Tensor:
+    def _identity(self) -> torch.Tensor:
         p = self._params[0]
-        return torch.eye(self.n, dtype=p.dtype, device=p.device).mul_(scale)
+        return torch.eye(self.n, dtype=p.dtype, device=p.device)

@@ -15,6 +15,7 @@ import torch
 from pinnsketch.config import DTYPES, RunConfig, build_section
 from pinnsketch.domain import Domain
 from pinnsketch.errors import ConfigError
+from pinnsketch.model import parameter_count as mlp_parameter_count
 from pinnsketch.problems import Problem, resolve_problem_class
 
 __all__ = ["build_problem", "check_config", "check_problem", "check_problem_outputs",
@@ -131,8 +132,7 @@ def check_config(config: RunConfig, problem: Problem | None = None) -> None:
 def parameter_count(config: RunConfig, problem: Problem) -> int:
     """Trainable numbers of the run: the MLP's weights and biases plus the problem's
     unknown coefficients."""
-    d, w, depth = problem.domain.dim, config.model.width, config.model.depth
-    network = (d + 1) * w + (depth - 1) * (w + 1) * w + (w + 1)
+    network = mlp_parameter_count(problem.domain.dim, 1, config.model.width, config.model.depth)
     return network + sum(p.numel() for p in problem.parameters())
 
 

@@ -290,19 +290,21 @@ class Trainer:
 
         every = self.sampling.lbfgs_resample_every
         adaptive = self.sampling.adaptive == "rad"
+        dense = isinstance(self.lbfgs, QuasiNewton)
         if self.lbfgs_done == 0 and adaptive and not self.lbfgs.state:
             self._draw_batch(adaptive=True)  # L-BFGS keeps one batch: make it the best one
         elif every and self.lbfgs_done and self.lbfgs_done % every == 0 and self.lbfgs.state:
             self._draw_batch(adaptive=adaptive)
-            if isinstance(self.lbfgs, QuasiNewton):
+            if dense:
                 self.lbfgs.objective_changed()  # H carries over to the new points
             else:
                 self.lbfgs.state.clear()  # L-BFGS's curvature pairs belong to the old points
         group = self.lbfgs.param_groups[0]
         group["max_iter"] = iterations
-        # Iterations are the budget; each strong-Wolfe line search is capped at 25
-        # evaluations by torch, so this bound never cuts a progressing chunk short.
-        group["max_eval"] = 25 * iterations
+        if not dense:
+            # Iterations are the budget; each strong-Wolfe line search is capped at 25
+            # evaluations by torch, so this bound never cuts a progressing chunk short.
+            group["max_eval"] = 25 * iterations
         state = self.lbfgs.state[self.parameters[0]]
         before = state.get("n_iter", 0)
         self.lbfgs.step(closure)
@@ -316,7 +318,7 @@ class Trainer:
             self.raise_if_nonfinite()
         if done >= iterations:
             return None
-        if isinstance(self.lbfgs, QuasiNewton):
+        if dense:
             reason = self.lbfgs.stop_reason
             self.lbfgs_stop = reason and f"{reason} at iteration {self.lbfgs_done}"
         else:

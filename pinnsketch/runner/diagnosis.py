@@ -9,8 +9,8 @@ from pinnsketch.diagnosis import diagnose, render_report
 from pinnsketch.errors import ConfigError
 from pinnsketch.monitor import SketchMonitor
 from pinnsketch.plots import monitor_figures
-from pinnsketch.runs.resume import saved_config
-from pinnsketch.runs.run_dir import RunDir
+from pinnsketch.runner.resume import saved_config
+from pinnsketch.runner.run_dir import RunDir
 
 __all__ = ["diagnose_run", "write_report"]
 

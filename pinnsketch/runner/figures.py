@@ -8,7 +8,7 @@ import torch
 
 from pinnsketch.plots import curves_figure, solution_figure
 from pinnsketch.problems import Problem
-from pinnsketch.runs.run_dir import RunDir
+from pinnsketch.runner.run_dir import RunDir
 from pinnsketch.training.evaluation import pde_residual_values, predict
 
 __all__ = ["write_run_figures"]

@@ -24,11 +24,11 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from pinnsketch.config import RunConfig, config_from_dict, load_config
 from pinnsketch.errors import ConfigError, NonFiniteLoss, RunInterrupted
 from pinnsketch.problems import Problem, problem_source
-from pinnsketch.runs.diagnosis import write_report
-from pinnsketch.runs.figures import write_run_figures
-from pinnsketch.runs.resume import check_folder
-from pinnsketch.runs.run import Run
-from pinnsketch.runs.run_dir import RunDir
+from pinnsketch.runner.diagnosis import write_report
+from pinnsketch.runner.figures import write_run_figures
+from pinnsketch.runner.resume import check_folder
+from pinnsketch.runner.run import Run
+from pinnsketch.runner.run_dir import RunDir
 from pinnsketch.training.build import build_trainer, resolve_device
 from pinnsketch.training.checks import check_problem_outputs
 from pinnsketch.training.distributed import DistributedContext, init_from_environment
@@ -158,7 +158,7 @@ class _Session:
         self.main = self.distributed is None or self.distributed.is_main
         self.name = config.problem.type or type(self.problem).__name__
         self.elapsed_before = 0.0
-        self.started = time.perf_counter()
+        self.started = 0.0  # set when the schedule starts (run)
         self.last_checkpoint = trainer.step
         self.rel_l2: float | None = None
         self.grid = self.reference = None

@@ -1,16 +1,16 @@
 """Whether a run folder can take a run: a new one must be empty, a resumed one must match.
 
-The saved ``config.yaml`` is read with :func:`~pinnsketch.config.config_from_dict` (not
-``load_config``): a run trained on a problem object has no ``problem.type`` to require.
+The saved ``config.yaml`` is read without requiring ``problem.type``: a run trained on a
+problem object has none.
 """
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
-from pinnsketch.config import RunConfig, config_from_dict, parse_yaml
+from pinnsketch.config import RunConfig, load_config
 from pinnsketch.errors import ConfigError
-from pinnsketch.runs.run_dir import RunDir
+from pinnsketch.runner.run_dir import RunDir
 
 __all__ = ["BUDGET_KEYS", "check_folder", "check_resume_config", "saved_config"]
 
@@ -22,7 +22,7 @@ def saved_config(folder: RunDir) -> RunConfig:
     """The configuration a run folder was trained with (its ``config.yaml``)."""
     if not folder.config_path.is_file():
         raise ConfigError(f"{folder.path}: no config.yaml (not a run folder)")
-    return config_from_dict(parse_yaml(folder.config_path.read_text()))
+    return load_config(folder.config_path, require_type=False)
 
 
 def check_folder(folder: RunDir, config: RunConfig, resume: str | Path | None) -> None:

@@ -12,8 +12,8 @@ from pinnsketch.config import DTYPES, RunConfig
 from pinnsketch.errors import ConfigError
 from pinnsketch.model import PINN
 from pinnsketch.problems import Problem
-from pinnsketch.runs.resume import saved_config
-from pinnsketch.runs.run_dir import RunDir
+from pinnsketch.runner.resume import saved_config
+from pinnsketch.runner.run_dir import RunDir
 from pinnsketch.training.build import build_model
 from pinnsketch.training.checks import build_problem
 from pinnsketch.training.evaluation import predict
