@@ -1,203 +1,248 @@
-"""The gradient sketch monitor's cost: step-time overhead and memory.
+"""The gradient monitor's cost per phase, its memory against the exact EMA state, and the
+accuracy of its sketched statistics on real PINN gradients.
 
-1. Overhead, on the Burgers default config (problems/burgers.yaml: 9 Linear layers, 20 wide,
-   2540 points, float64, hard constraints: one term, pde) and on the soft-constrained set-up
-   of benchmarks/step_time.py (4 layers, three terms, float32). Trainers in one process
-   start from the same weights: no monitor, a monitor every step, one every 16th step (and a
-   fourth that takes the trainer's per-term gradient path every step but observes nothing:
-   the trainer's share). Blocks of ``block`` Adam steps are interleaved (order rotating) so
-   machine drift hits all alike; per repeat the ratio monitored / unmonitored, then the
-   median over repeats. The
-   collocation batch is fixed (``sampling.resample_every=0``): a RAD resample costs the same
-   with or without the monitor but lands in some blocks and not others.
-2. Memory: the monitor's bytes (its own count, and the storages of every tensor it holds)
-   after 100 and after 2000 checks, Python heap growth (tracemalloc) in between, and — at 500
-   epochs of the default Burgers run, every step monitored — the saving against keeping every
-   per-step, per-term gradient matrix.
+1. Cost per phase (``--cost``): soft-constrained Burgers (three terms pde, bc, ic; 20×4 tanh,
+   float64, 2000 + 200 + 200 fixed points, one thread). Three trainers start from the same
+   weights — no monitor, a check every step (every evaluation after Adam), a check every 16th
+   — and take interleaved blocks (order rotating) of 32 Adam steps, then, after 200 shared
+   Adam steps, of 16 iterations of L-BFGS and of SSBroyden2. Per repeat the ratio of the
+   monitored block's time per iteration to the unmonitored one's, then the median over
+   repeats.
+2. Memory (``--memory``): ``SketchMonitor.memory()`` for 2 → width×4 → 1 networks at widths
+   20, 64, 256 (three terms, rank 4, history 128): the EMA state as kept (auto: exact or
+   sketch per layer), the shared test matrices, against the exact EMA state; secondary,
+   labelled: every per-term gradient of 500 steps.
+3. Accuracy (``--accuracy``): at widths 64 and 256 (depth 4) a real soft-Burgers run (300 Adam
+   steps, then 100 L-BFGS iterations; 1000 + 100 + 100 points) hands every check to an
+   ``auto`` monitor and an exact twin. For the sketched layers, per spectral evaluation: the
+   relative error of ‖Ḡ‖_F and of σ₁, the largest error of σ₁…σ_r relative to σ₁, the
+   absolute errors of the effective rank, drift, angles between terms and SNR, and the
+   angle between the sketch's and the exact leading rank-r subspaces and leading singular
+   directions; median and worst, per phase.
 
-    python benchmarks/monitor.py [--repeats 11] [--block 32] [--skip-soft]
+    python benchmarks/monitor.py [--cost] [--memory] [--accuracy] [--repeats 9]
 """
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
 import time
-import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import pinnsketch
-from pinnsketch.config import DTYPES
-from pinnsketch.training.build import build_model
 from pinnsketch.monitor import SketchMonitor
+from pinnsketch.monitor.statistics import largest_angle
+from pinnsketch.training.build import build_model
 from pinnsketch.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = ["sampling.resample_every=0"]
-SOFT = ["model.width=20", "model.depth=3", "model.hard_constraints=false",
-        "model.normalize_inputs=false", "sampling.interior=2540", "sampling.boundary=80",
-        "sampling.initial=160", "sampling.resample_every=0", "sampling.adaptive=none",
-        "train.dtype=float32"]
+SOFT = ["model.hard_constraints=false", "model.depth=4", "train.dtype=float64",
+        "sampling.resample_every=0", "sampling.lbfgs_resample_every=0", "sampling.adaptive=none",
+        "output.progress=false"]
 
 
-class NullMonitor:
-    """Takes the trainer's per-term gradient path every step and does nothing with it: the
-    trainer's share of the overhead (one autograd.grad per term instead of one backward)."""
+def make_trainer(overrides: list[str], monitor_every: int | None, *, method: str = "lbfgs",
+                 backend: str = "auto", history: int = 128, monitor_factory=None) -> Trainer:
+    config = pinnsketch.load_config(ROOT / "problems" / "burgers.yaml",
+                                    SOFT + overrides + [f"train.quasi_newton={method}"])
+    problem = pinnsketch.load_problem(config)
+    torch.manual_seed(0)
+    model = build_model(config, problem).double()
+    terms = problem.physics_terms(False)
+    monitor = None
+    if monitor_factory is not None:
+        monitor = monitor_factory(model, terms)
+    elif monitor_every:
+        monitor = SketchMonitor.for_module(model, terms, every=monitor_every,
+                                           quasi_newton_every=monitor_every, backend=backend,
+                                           history=history)
+    return Trainer(problem, model, train=config.train, sampling=config.sampling, terms=terms,
+                   observations=None, device=torch.device("cpu"), dtype=torch.float64,
+                   monitor=monitor)
 
-    every = 1
 
-    def observe(self, step, losses, grads):
-        pass
+# -- 1. cost per phase ------------------------------------------------------------------------
+def _adam_block(trainer: Trainer, n: int) -> tuple[float, int]:
+    tic = time.perf_counter()
+    for _ in range(n):
+        trainer.adam_step()
+    return time.perf_counter() - tic, n
+
+
+def _chunk_block(trainer: Trainer, n: int) -> tuple[float, int]:
+    before = trainer.lbfgs_done
+    tic = time.perf_counter()
+    trainer.lbfgs_chunk(n)
+    return time.perf_counter() - tic, max(trainer.lbfgs_done - before, 1)
+
+
+def cost(repeats: int) -> dict:
+    points = ["model.width=20", "sampling.interior=2000", "sampling.boundary=200",
+              "sampling.initial=200"]
+    cadences = {"none": None, "every 1": 1, "every 16": 16}
+    results = {}
+    for phase, method in (("adam", "lbfgs"), ("lbfgs", "lbfgs"), ("ssbroyden2", "ssbroyden2")):
+        trainers = {k: make_trainer(points, v, method=method) for k, v in cadences.items()}
+        if phase == "adam":
+            block, size = _adam_block, 32
+            for t in trainers.values():
+                _adam_block(t, 8)
+        else:
+            block, size = _chunk_block, 16
+            for t in trainers.values():
+                _adam_block(t, 200)
+                _chunk_block(t, 4)
+        names = list(trainers)
+        per_iteration = {k: [] for k in names}
+        ratios = {k: [] for k in names[1:]}
+        for rep in range(repeats):
+            order = names[rep % len(names):] + names[:rep % len(names)]
+            times = {}
+            for k in order:
+                seconds, done = block(trainers[k], size)
+                times[k] = seconds / done
+            for k in names:
+                per_iteration[k].append(1e3 * times[k])
+            for k in ratios:
+                ratios[k].append(times[k] / times["none"])
+        results[phase] = {"ms": {k: statistics.median(v) for k, v in per_iteration.items()},
+                          "ratio": {k: statistics.median(v) for k, v in ratios.items()},
+                          "checks": trainers["every 1"].monitor.checks_by_phase}
+        r = results[phase]
+        print(f"{phase}: ms/iteration none {r['ms']['none']:.2f}; every check "
+              f"{r['ratio']['every 1']:.3f}x, every 16th {r['ratio']['every 16']:.3f}x "
+              f"(median of {repeats}); checks {r['checks']}", flush=True)
+    return results
+
+
+# -- 2. memory ---------------------------------------------------------------------------------
+def memory(widths=(20, 64, 256), depth: int = 4, steps: int = 500) -> dict:
+    out = {}
+    for width in widths:
+        layers = {f"layer{i}": shape for i, shape in enumerate(
+            [(width, 2)] + [(width, width)] * (depth - 1) + [(1, width)])}
+        monitor = SketchMonitor(layers, ("pde", "bc", "ic"), rank=4, history=128)
+        mem = monitor.memory()
+        every_gradient = steps * mem["exact_state"] * 2  # float64 gradients, every step
+        out[width] = mem | {"every_gradient_500_steps": every_gradient}
+        kinds = ", ".join(f"{k}:{v['bank']}" for k, v in mem["layers"].items())
+        print(f"width {width}: EMA state {mem['banks']} B + test matrices {mem['tests']} B vs "
+              f"exact {mem['exact_state']} B = {mem['banks'] / mem['exact_state']:.3f} "
+              f"({(mem['banks'] + mem['tests']) / mem['exact_state']:.3f} with tests); total "
+              f"{mem['total']} B (history {mem['history']}); [{kinds}]", flush=True)
+    return out
+
+
+# -- 3. accuracy -------------------------------------------------------------------------------
+class Twins:
+    """An ``auto`` monitor and its exact twin, fed the same checks; at every spectral
+    evaluation the sketched layers' read-outs are compared."""
+
+    def __init__(self, model, terms, history: int = 1024):
+        self.auto = SketchMonitor.for_module(model, terms, every=1, quasi_newton_every=1,
+                                             history=history)
+        self.exact = SketchMonitor.for_module(model, terms, every=1, quasi_newton_every=1,
+                                              backend="exact", history=history)
+        self.every, self.quasi_newton_every = 1, 1
+        self.sketched = [ly for ly in self.auto.layers if self.auto.bank_kind(ly) != "exact"]
+        self.rows: list[dict] = []
+
+    def observe(self, step, losses, grads, phase="adam"):
+        self.auto.observe(step, losses, grads, phase)
+        self.exact.observe(step, losses, grads, phase)
+        if (self.auto.checks - 1) % self.auto.spectral_every:
+            return
+        r = self.auto.rank
+        for ly in self.sketched:
+            for t in self.auto.terms:
+                got = self.auto.ema_spectrum(ly, t).double()
+                want = self.exact.ema_spectrum(ly, t).double()
+                subspaces = [(a.double(), b.double()) for a, b in zip(
+                    self.auto.leading_subspaces(ly, t), self.exact.leading_subspaces(ly, t))]
+                angle = max(float(largest_angle(a, b)) for a, b in subspaces)
+                direction = max(float(largest_angle(a[:, :1], b[:, :1])) for a, b in subspaces)
+                self.rows.append({"phase": phase, "check": self.auto.checks - 1, "layer": ly,
+                                  "term": t, "sigma1": abs(float(got[0] / want[0]) - 1),
+                                  "sigma_r": float((got[:r] - want[:r]).abs().max() / want[0]),
+                                  "leading_subspace_deg": angle,
+                                  "leading_direction_deg": direction})
 
     def state_dict(self):
         return {}
 
 
-def make_trainer(overrides: list[str], every: int | None, history: int = 256,
-                 null: bool = False) -> Trainer:
-    config = pinnsketch.load_config(ROOT / "problems" / "burgers.yaml", overrides)
-    problem = pinnsketch.load_problem(config)
-    dtype = DTYPES[config.train.dtype]
-    model = build_model(config, problem).to(dtype)
-    terms = problem.physics_terms(config.model.hard_constraints)
-    monitor = (NullMonitor() if null else
-               SketchMonitor.for_module(model, terms, rank=config.monitor.rank,
-                                        beta=config.monitor.beta, every=every, history=history)
-               if every else None)
-    return Trainer(problem, model, train=config.train, sampling=config.sampling, terms=terms,
-                   observations=None, device=torch.device("cpu"), dtype=dtype, monitor=monitor)
-
-
-def _block(trainer: Trainer, n: int) -> float:
-    tic = time.perf_counter()
-    for _ in range(n):
-        trainer.adam_step()
-    return time.perf_counter() - tic
-
-
-def overhead(name: str, overrides: list[str], repeats: int, block: int,
-             warmup: int = 16) -> dict:
-    """Median step-time ratios (every step, every 16th) against no monitor."""
-    trainers = {"none": make_trainer(overrides, None), "every 1": make_trainer(overrides, 1),
-                "every 16": make_trainer(overrides, 16),
-                "per-term grads only": make_trainer(overrides, 1, null=True)}
-    for trainer in trainers.values():
-        _block(trainer, warmup)
-    names = list(trainers)
-    ratios = {k: [] for k in names[1:]}
-    per_step = {k: [] for k in names}
-    for rep in range(repeats):
-        order = names[rep % len(names):] + names[:rep % len(names)]
-        times = {k: _block(trainers[k], block) for k in order}
-        for k in names:
-            per_step[k].append(1e3 * times[k] / block)
-        for k in ratios:
-            ratios[k].append(times[k] / times["none"])
-        print(f"  {name} repeat {rep:2d}: " + ", ".join(
-            f"{k} {1e3 * times[k] / block:.2f} ms/step" for k in names))
-    result = {k: statistics.median(v) for k, v in ratios.items()}
-    result["ms_per_step"] = {k: statistics.median(v) for k, v in per_step.items()}
-    result["monitored"] = trainers["every 1"]
-    print(f"{name}: threads {torch.get_num_threads()}, {repeats} repeats x {block} steps; median "
-          f"step time none {result['ms_per_step']['none']:.2f} ms; ratio every step "
-          f"{result['every 1']:.3f}, every 16th {result['every 16']:.3f}, per-term gradients "
-          f"without a monitor {result['per-term grads only']:.3f}")
-    return result
-
-
-def _held_bytes(obj, seen=None) -> int:
-    """Bytes of every distinct tensor storage reachable from ``obj``."""
-    seen = set() if seen is None else seen
-    if isinstance(obj, torch.Tensor):
-        storage = obj.untyped_storage()
-        if storage.data_ptr() in seen or storage.nbytes() == 0:
-            return 0
-        seen.add(storage.data_ptr())
-        return storage.nbytes()
-    if id(obj) in seen or isinstance(obj, (str, bytes, int, float, torch.Generator, type)):
-        return 0
-    seen.add(id(obj))
-    if isinstance(obj, dict):
-        return sum(_held_bytes(v, seen) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return sum(_held_bytes(v, seen) for v in obj)
-    return _held_bytes(vars(obj), seen) if hasattr(obj, "__dict__") else 0
-
-
-def memory(history: int) -> dict:
-    """Bytes after 100 and 2000 checks (default Burgers shapes, one term, random gradients)."""
-    model = make_trainer(DEFAULT, None).model
-    monitor = SketchMonitor.for_module(model, ("pde",), history=history)
-    gen = torch.Generator().manual_seed(0)
-    grads = [{"pde": {name: torch.randn(*shape, generator=gen, dtype=torch.float64)
-                      for name, shape in monitor.layers.items()}} for _ in range(8)]
+def accuracy(widths=(64, 256), adam: int = 300, lbfgs: int = 100) -> dict:
     out = {}
-    for checks in range(2000):
-        if checks == 1000:
-            tracemalloc.start()
-            gc.collect()
-            before = tracemalloc.get_traced_memory()[0]
-        monitor.observe(checks, {"pde": 1.0}, grads[checks % 8])
-        if checks + 1 in (100, 2000):
-            out[checks + 1] = (monitor.nbytes(), _held_bytes(monitor))
-    gc.collect()
-    out["tracemalloc_growth_1000_2000"] = tracemalloc.get_traced_memory()[0] - before
-    tracemalloc.stop()
-    out["history_bytes"] = monitor.history.nbytes()
+    for width in widths:
+        points = [f"model.width={width}", "sampling.interior=1000", "sampling.boundary=100",
+                  "sampling.initial=100", f"train.eval_every={lbfgs}"]
+        holder = {}
+
+        def factory(model, terms):
+            holder["twins"] = Twins(model, terms)
+            return holder["twins"]
+
+        trainer = make_trainer(points, None, monitor_factory=factory)
+        tic = time.perf_counter()
+        for _ in range(adam):
+            trainer.adam_step()
+        trainer.lbfgs_chunk(lbfgs)
+        twins = holder["twins"]
+        rows = twins.rows
+        auto, exact = twins.auto.history_view(), twins.exact.history_view()
+        assert auto.stride == 1
+        evaluations = np.arange(0, twins.auto.checks, twins.auto.spectral_every)
+        phase_of = np.where(evaluations < adam, "adam", "lbfgs")
+        for ly in twins.sketched:
+            keys = [(s, t) for s in ("ema_norm", "erank", "snr", "drift") for t in auto.terms]
+            keys += [("subspace_angle", p) for p in auto.pairs]
+            for stat, key in keys:
+                got = auto.series(stat, ly, key)[evaluations]
+                want = exact.series(stat, ly, key)[evaluations]
+                errors = np.abs(got / want - 1) if stat == "ema_norm" else np.abs(got - want)
+                for e, ph, c in zip(errors, phase_of, evaluations):
+                    if np.isfinite(e):
+                        rows.append({"phase": str(ph), "check": int(c), "layer": ly,
+                                     "term": key, stat: float(e)})
+        table = {}
+        for phase in ("adam", "lbfgs"):
+            for stat in ("ema_norm", "sigma1", "sigma_r", "erank", "snr", "drift",
+                         "subspace_angle", "leading_subspace_deg", "leading_direction_deg"):
+                values = [r[stat] for r in rows if r["phase"] == phase and stat in r]
+                if values:
+                    table[phase, stat] = (float(np.median(values)), float(np.max(values)),
+                                          len(values))
+        out[width] = {"table": table, "sketched": twins.sketched,
+                      "checks": dict(twins.auto.checks_by_phase),
+                      "seconds": time.perf_counter() - tic}
+        print(f"\nwidth {width}: sketched layers {twins.sketched}, checks "
+              f"{twins.auto.checks_by_phase}, {out[width]['seconds']:.0f} s")
+        print("| phase | statistic | median error | worst error | evaluations |")
+        print("|---|---|---|---|---|")
+        for (phase, stat), (median, worst, n) in table.items():
+            print(f"| {phase} | {stat} | {median:.2e} | {worst:.2e} | {n} |", flush=True)
     return out
 
 
-def saving(monitor: SketchMonitor, epochs: int, element_size: int) -> dict:
-    """Monitor bytes vs keeping every per-step gradient matrix of every term for ``epochs``."""
-    per_step = len(monitor.terms) * sum(m * n for m, n in monitor.layers.values()) * element_size
-    full = epochs * per_step
-    return {"full_bytes": full, "monitor_bytes": monitor.nbytes(),
-            "saving": 1.0 - monitor.nbytes() / full}
-
-
-def main(repeats: int = 11, block: int = 32, soft: bool = True) -> dict:
-    results = {"default": overhead("burgers default", DEFAULT, repeats, block)}
-    if soft:
-        results["soft"] = overhead("burgers soft (3 terms, float32)", SOFT, repeats, block)
-    # Memory at 500 epochs: the every-step trainer has taken 16 + repeats·block steps; bring
-    # it to 500 monitored steps (its monitor's bytes do not depend on the count, see below).
-    trainer = results["default"].pop("monitored")
-    results.get("soft", {}).pop("monitored", None)
-    _block(trainer, max(0, 500 - trainer.adam_done))
-    assert trainer.monitor.checks == 500
-    results["saving_256"] = saving(trainer.monitor, 500, 8)
-    twin = make_trainer(DEFAULT, 1, history=128).monitor
-    results["saving_128"] = saving(twin, 500, 8)
-    for history in (256, 128):
-        results[f"memory_{history}"] = memory(history)
-    print("\n| measure | value |\n|---|---|")
-    for name in ("default", "soft"):
-        if name in results:
-            r = results[name]
-            print(f"| {name}: step ms (none / every 1 / every 16 / per-term grads only) | "
-                  + " / ".join(f"{v:.2f}" for v in r["ms_per_step"].values()) + " |")
-            print(f"| {name}: overhead every step / every 16th (trainer's per-term grads "
-                  f"alone) | {r['every 1']:.3f}x / {r['every 16']:.3f}x "
-                  f"({r['per-term grads only']:.3f}x) |")
-    for history in (256, 128):
-        mem = results[f"memory_{history}"]
-        print(f"| history {history}: bytes after 100 / 2000 checks (nbytes; tensor storages) | "
-              f"{mem[100][0]} / {mem[2000][0]}; {mem[100][1]} / {mem[2000][1]} |")
-        print(f"| history {history}: of which history rows | {mem['history_bytes']} |")
-        print(f"| history {history}: tracemalloc growth, checks 1000-2000 | "
-              f"{mem['tracemalloc_growth_1000_2000']} B |")
-        s = results[f"saving_{history}"]
-        print(f"| history {history}: 500 epochs, all gradients vs monitor | {s['full_bytes']} B "
-              f"vs {s['monitor_bytes']} B: saving {100 * s['saving']:.2f}% |")
-    return results
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cost", action="store_true")
+    parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--accuracy", action="store_true")
+    parser.add_argument("--repeats", type=int, default=9)
+    args = parser.parse_args()
+    everything = not (args.cost or args.memory or args.accuracy)
+    torch.set_num_threads(1)
+    if args.memory or everything:
+        memory()
+    if args.cost or everything:
+        cost(args.repeats)
+    if args.accuracy or everything:
+        accuracy()
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=11)
-    parser.add_argument("--block", type=int, default=32)
-    parser.add_argument("--skip-soft", action="store_true")
-    args = parser.parse_args()
-    main(args.repeats, args.block, not args.skip_soft)
+    main()

@@ -4,8 +4,9 @@
 constrained Burgers PINN except for the loss weights: the stalled one weights the boundary and
 initial terms 1e-4, so Adam slides onto u = 0 (which solves the PDE) and the initial-condition
 loss never moves. Both runs are monitored (``monitor.enabled: true``) and write diagnosis.md
-and heat maps; the stalled run must be flagged (loss-term imbalance on ``ic``), the healthy
-one must get no findings.
+and heat maps; the stalled run must be flagged (a trivial-solution trap on ``ic``: the PDE
+is fitted by u ≈ 0 while the initial condition stays put), the healthy one must get no
+findings.
 
     python examples/diagnose_stall.py [--steps 3000] [--out runs/diagnose-stall]
 """

@@ -1,11 +1,12 @@
-"""The gradient sketch monitor on a plain PyTorch model (no PINN, no trainer, no YAML).
+"""The gradient monitor on a plain PyTorch model (no PINN, no trainer, no YAML).
 
 A small regression with two loss terms — fit noisy samples of sin(3x), and a smoothness
 penalty on the outputs' differences. Every 5 steps the monitor takes each term's weight
 gradients per Linear layer and keeps their EMA sketches, norms, alignment and imbalance in
 constant memory; at the end it writes ``diagnosis.md`` and heat maps. The monitor's part is
-the five numbered lines. (With the smoothness weight at 10 instead of 100 the diagnosis
-reports the penalty drowned by the fit: Wang et al.'s λ̂ ≈ 10³ while its loss climbs.)
+the five numbered lines. (With the smoothness factor at 10 instead of 100 the diagnosis
+reports the penalty outweighed by the fit — its gradient 24× smaller while its loss climbs —
+and the remedy ``train.weights.smooth=24.2``.)
 
     python examples/monitor_standalone.py [--steps 600] [--out runs/monitor-standalone]
 """

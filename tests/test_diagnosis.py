@@ -2,6 +2,7 @@
 healthy/stalled pair at small size, the report files and the ``diagnose`` command."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pinnsketch
 from conftest import tiny_overrides
 from pinnsketch.training.build import build_model
 from pinnsketch.cli import main as cli_main
-from pinnsketch.diagnosis import diagnose
+from pinnsketch.diagnosis import TITLES, diagnose
 from pinnsketch.runner.diagnosis import write_report
 from pinnsketch.monitor import SketchMonitor
 from pinnsketch.monitor.history import MonitorHistory, history_columns
@@ -37,7 +38,8 @@ def _history(edit=None, n: int = 60, terms=("pde", "bc")) -> MonitorHistory:
     t = np.linspace(0.0, 1.0, n)
     base = {"loss": lambda key: (1.0 if key[2] == "pde" else 0.1) * np.exp(-4 * t),
             "norm": lambda key: 0.5 * np.exp(-t), "imbalance": lambda key: np.full(n, 5.0),
-            "cosine": lambda key: np.full(n, 0.2), "ema_norm": lambda key: 0.45 * np.exp(-t),
+            "cosine": lambda key: np.full(n, 0.2), "alignment": lambda key: np.full(n, 0.2),
+            "ema_norm": lambda key: 0.45 * np.exp(-t),
             "snr": lambda key: np.full(n, 0.9),
             "erank": lambda key: np.full(n, 1.0 if LAYERS.get(key[1], (2, 2))[0] == 1 else 1.8),
             "drift": lambda key: np.full(n, 5.0), "subspace_angle": lambda key: np.full(n, 40.0)}
@@ -56,16 +58,33 @@ FLAT_LOSSES = {("loss", "", "pde"): lambda t: 0.5 * (1 - 0.005 * t),
 
 CASES = {
     "healthy": ({}, {}, []),
-    # bc weighted 1e-4 while its raw gradient is 100× pde's (1000× in layer2); bc stuck.
+    # bc weighted 1e-4 while its raw gradient is only 100× pde's (10× in layer2): its weighted
+    # gradient is 100× below pde's (1000× in layer2); bc stuck.
     "weighted-out": ({("loss", "", "bc"): lambda t: 0.4 * (1 - 0.01 * t),
-                      **_each_layer("norm", "bc", 50.0), ("norm", "layer2", "bc"): 500.0,
+                      **_each_layer("norm", "bc", 50.0), ("norm", "layer2", "bc"): 5.0,
                       **_each_layer("norm", "pde", 0.5)},
-                     {"bc": 1e-4}, [("imbalance", "bc", "layer2")]),
-    # Equal weights, but Wang's λ̂ of bc is 5000 (9000 in layer1) and bc does not move.
+                     {"bc": 1e-4}, [("imbalance", "bc", "layer2"),
+                                    ("trivial_solution", "bc", "all")]),
+    # Equal weights, but bc's gradient is 500× smaller than pde's (5000× in layer1; Wang's λ̂
+    # 5000) and bc does not move.
     "drowned": ({("loss", "", "bc"): lambda t: 0.3 * (1 - 0.01 * t),
                  **_each_layer("imbalance", "bc", 2000.0), ("imbalance", "layer1", "bc"): 9000.0,
-                 ("imbalance", "all", "bc"): 5000.0, **_each_layer("norm", "bc", 1e-3)},
-                {}, [("imbalance", "bc", "layer1")]),
+                 ("imbalance", "all", "bc"): 5000.0, **_each_layer("norm", "bc", 1e-3),
+                 ("norm", "layer1", "bc"): 1e-4},
+                {}, [("imbalance", "bc", "layer1"), ("trivial_solution", "bc", "all")]),
+    # pde falls 99.8% while bc stays put, gradients balanced: the PDE alone is being solved.
+    "trivial-solution": ({("loss", "", "pde"): lambda t: np.exp(-6 * t),
+                          ("loss", "", "bc"): lambda t: 0.4 * (1 - 0.01 * t)},
+                         {}, [("trivial_solution", "bc", "all")]),
+    # The reverse of weighted-out: bc's weight is 1e-4 but its raw gradient 10⁷× pde's, so its
+    # *weighted* gradient is 1000× pde's: pde is the outweighed term, not bc (both stuck).
+    "outweighing-small-weight": ({**FLAT_LOSSES, **_each_layer("norm", "bc", 1e6),
+                                  **_each_layer("norm", "pde", 0.1)},
+                                 {"bc": 1e-4}, [("imbalance", "pde", "layer0")]),
+    # Every layer's gradient at 1e-9 from the first step, losses flat: no layer stands out,
+    # the whole network has vanished.
+    "uniform-vanishing": ({**FLAT_LOSSES, **_each_layer("norm", "pde", 1e-9),
+                           **_each_layer("norm", "bc", 1e-9)}, {}, [("vanishing", "pde", "all")]),
     "vanishing": ({("norm", "layer0", "pde"): lambda t: 1e-6 * np.exp(-t)}, {},
                   [("vanishing", "pde", "layer0")]),
     "exploding": ({("norm", "layer3", "bc"): 1e4}, {}, [("exploding", "bc", "layer3")]),
@@ -116,10 +135,10 @@ class RecordingMonitor(SketchMonitor):
         super().__init__(*args, **kwargs)
         self.record = []
 
-    def observe(self, step, losses, grads):
+    def observe(self, step, losses, grads, phase="adam"):
         self.record.append((step, {t: {k: float(g.norm()) for k, g in d.items()}
                                    for t, d in grads.items()}))
-        super().observe(step, losses, grads)
+        super().observe(step, losses, grads, phase)
 
 
 def _small_run(name: str):
@@ -148,31 +167,58 @@ def test_shipped_pair_at_small_size(name):
     assert len(imbalance) == 1, findings
     (finding,) = imbalance
     assert {f.term for f in findings if f.kind == "imbalance"} <= {"ic", "bc"}
-    assert finding.steps[0] <= 100 and finding.steps[1] >= 590  # the whole run, nearly
+    # From the start, while pde's weighted gradient is ≥ 10× ic's (later pde is fitted, the
+    # weighted gradients become comparable and ic stays trivial: not an imbalance any more).
+    assert finding.steps[0] <= 100
     # Independent reference: per layer, the median over the finding's strongest window of
-    # ‖∇L_ic‖ / ‖∇L_pde‖ from the stored gradient norms; the finding names its argmax.
-    assert "weighted out by `pde`" in finding.message
+    # w_pde‖∇L_pde‖ / (w_ic‖∇L_ic‖) from the stored gradient norms; the finding names its
+    # argmax, and its remedy raises ic's weight (never lowers it).
+    assert "`ic` is outweighed by `pde`" in finding.message
+    w = {t: config.train.weights.get(t, 1.0) for t in ("pde", "ic")}
     inside = [norms for step, norms in monitor.record
               if finding.window[0] <= step <= finding.window[1]]
-    ratios = {ly: np.median([n["ic"][ly] / n["pde"][ly] for n in inside]) for ly in monitor.layers}
+    ratios = {ly: np.median([w["pde"] * n["pde"][ly] / (w["ic"] * n["ic"][ly]) for n in inside])
+              for ly in monitor.layers}
     assert finding.layer == max(ratios, key=ratios.get)
-    assert finding.evidence["layer_norm_ratio"] == pytest.approx(ratios[finding.layer], rel=1e-5)
-    assert ratios[finding.layer] > 100 and finding.evidence["weight"] == 1e-4
+    assert finding.evidence["layer_weighted_norm_ratio"] == pytest.approx(
+        ratios[finding.layer], rel=1e-5)
+    assert ratios[finding.layer] > 10 and finding.evidence["weight"] == 1e-4
+    (remedy,) = finding.remedy
+    key, value = remedy.split("=")
+    assert key == "train.weights.ic" and float(value) > 1e-4
+    # Once pde is fitted (by u ≈ 0), ic stays put for the rest of the run: the trap.
+    (trap,) = [f for f in findings if f.kind == "trivial_solution" and f.term == "ic"]
+    assert trap.steps[1] >= 590 and trap.remedy == ("train.weights.ic=1",)
 
 
 # ------------------------------------------------------------------------------------------
 # Reports, the command and the example
 # ------------------------------------------------------------------------------------------
 def test_write_report_and_diagnose_command(tmp_path, capsys):
-    overrides = tiny_overrides(20, 0) + ["model.hard_constraints=false", "monitor.enabled=true",
-                                         "monitor.every=2", "train.weights={ic: 1.0e-4}"]
+    overrides = tiny_overrides(20, 10) + ["model.hard_constraints=false", "monitor.enabled=true",
+                                          "monitor.every=2", "monitor.quasi_newton_every=3",
+                                          "train.weights={ic: 1.0e-4}"]
     run_dir = tmp_path / "run"
     pinnsketch.train(pinnsketch.load_config(ROOT / "problems" / "burgers.yaml", overrides),
                      out=run_dir)
     written = (run_dir / "diagnosis.md").read_text()
     assert "ic=0.0001" in written  # the weights come from the run's config.yaml
+    assert written.index("## Findings (") < written.index("## Monitor state")
+    data = json.loads((run_dir / "diagnosis.json").read_text())
+    monitor = data["monitor"]
+    # Both phases observed: Adam every 2nd step of 20, SSBroyden2 every 3rd evaluation.
+    assert monitor["checks"]["adam"] == 10 and monitor["checks"]["ssbroyden2"] >= 3
+    assert monitor["cadence"] == {"adam": {"every_steps": 2},
+                                  "after_adam": {"every_evaluations": 3}}
+    # Width 8: every layer's exact EMA gradient is smaller than a sketch, so auto keeps it.
+    assert {v["bank"] for v in monitor["layers"].values()} == {"exact"}
+    assert monitor["memory_bytes"]["banks"] == monitor["memory_bytes"]["exact_state"]
+    assert monitor["memory_bytes"]["tests"] == 0
+    for finding in data["findings"]:
+        assert finding["mechanism"] in TITLES and finding["source"]
+        assert all("=" in r for r in finding["remedy"])
     for stat in ("norm", "ema_norm", "snr", "erank", "drift", "imbalance", "cosine",
-                 "subspace_angle", "losses"):
+                 "alignment", "subspace_angle", "losses"):
         assert (run_dir / "plots" / f"monitor_{stat}.png").is_file(), stat
     (run_dir / "diagnosis.md").unlink()
     assert cli_main(["diagnose", str(run_dir)]) == 0
@@ -205,5 +251,6 @@ def test_diagnose_stall_example(tmp_path):
     results = diagnose_stall.main(steps=400, out=tmp_path, overrides=tuple(SMALL[1:]))
     assert results["healthy"]["findings"] == []
     assert "No findings" in results["healthy"]["report"]
-    assert ("imbalance", "ic") in {(f.kind, f.term) for f in results["stalled"]["findings"]}
+    assert ("trivial_solution", "ic") in {(f.kind, f.term)
+                                           for f in results["stalled"]["findings"]}
     assert results["stalled"]["rel_l2"] > 0.9 > results["healthy"]["rel_l2"]

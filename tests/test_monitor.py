@@ -21,8 +21,7 @@ from pinnsketch.config import MonitorConfig
 from pinnsketch.monitor import SketchMonitor, term_gradients
 from pinnsketch.training.build import build_monitor
 from pinnsketch.monitor.history import DecimatedHistory
-from pinnsketch.monitor.statistics import ( alignment_score, effective_rank,
-                                          largest_angle, principal_angles)
+from pinnsketch.monitor.statistics import alignment_score, effective_rank, largest_angle
 from pinnsketch.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,10 +50,10 @@ class RecordingMonitor(SketchMonitor):
         super().__init__(*args, **kwargs)
         self.record: list[tuple[int, dict, dict]] = []
 
-    def observe(self, step, losses, grads):
+    def observe(self, step, losses, grads, phase="adam"):
         self.record.append((step, dict(losses), {t: {k: g.detach().clone() for k, g in d.items()}
                                                  for t, d in grads.items()}))
-        super().observe(step, losses, grads)
+        super().observe(step, losses, grads, phase)
 
 
 def _trainer(width: int = 8, monitor_kwargs: dict | None = None, extra: tuple = ()) -> Trainer:
@@ -99,6 +98,35 @@ def test_monitoring_leaves_the_update_unchanged():
         monitored.adam_step()
     for p, q in zip(plain.model.parameters(), monitored.model.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "ssbroyden2"])
+def test_phase_after_adam_is_observed_and_unchanged_by_it(method):
+    # Every quasi_newton_every-th objective evaluation is a check; the iterates are those of
+    # an unmonitored twin (the per-term gradients sum to the same gradient, up to round-off).
+    extra = (f"train.quasi_newton={method}",)
+    plain = _trainer(extra=extra)
+    monitored = _trainer(monitor_kwargs={"every": 5, "quasi_newton_every": 2}, extra=extra)
+    for trainer in (plain, monitored):
+        for _ in range(10):
+            trainer.adam_step()
+        trainer.lbfgs_chunk(12)
+    for p, q in zip(plain.model.parameters(), monitored.model.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-8, atol=1e-10)
+    evaluations = monitored.quasi_newton_evaluations
+    assert evaluations >= 12 and evaluations == plain.quasi_newton_evaluations
+    assert monitored.monitor.checks_by_phase == {"adam": 2, method: (evaluations + 1) // 2}
+    steps = [r[0] for r in monitored.monitor.record]
+    assert steps[:2] == [0, 5] and steps[2] == 10 and all(10 <= s <= 22 for s in steps[2:])
+    assert steps[2:] == sorted(steps[2:])
+
+
+def test_quasi_newton_every_zero_leaves_that_phase_unobserved():
+    trainer = _trainer(monitor_kwargs={"every": 5, "quasi_newton_every": 0})
+    for _ in range(10):
+        trainer.adam_step()
+    trainer.lbfgs_chunk(5)
+    assert trainer.monitor.checks_by_phase == {"adam": 2}
 
 
 def test_term_gradients_match_autograd_and_keep_the_graph():
@@ -154,11 +182,11 @@ def _reference(record, monitor: SketchMonitor) -> dict:
                 r = min(monitor.rank, *monitor.layers[ly])
                 for t in terms:
                     U, s, Vt = np.linalg.svd(ema[ly, t] / correction)
-                    p = s ** 2 / (s ** 2).sum()
+                    p = s[:r] ** 2 / (s[:r] ** 2).sum()
                     carried["ema_norm", ly, t] = float(np.sqrt((s ** 2).sum()))
                     carried["erank", ly, t] = float(np.exp(-(p[p > 0] * np.log(p[p > 0])).sum()))
                     rms = math.sqrt(sq[ly, t] / correction)
-                    carried["snr", ly, t] = carried["ema_norm", ly, t] / rms
+                    carried["snr", ly, t] = min(1.0, carried["ema_norm", ly, t] / rms)
                     subspaces[ly, t] = (U[:, :r], Vt[:r].T)
                     if (ly, t) in previous:
                         carried["drift", ly, t] = _max_angle(previous[ly, t], subspaces[ly, t])
@@ -203,11 +231,14 @@ def _check_history(monitor, reference, stats_tol: dict[str, float]):
                                        err_msg=str(key))
 
 
+@pytest.mark.parametrize("backend", ["three_sketch", "exact"])
 @pytest.mark.parametrize("rank", [3, 5], ids=["rank=true-rank", "rank>true-rank"])
-def test_sketch_statistics_match_full_history_at_exact_rank(rank):
+def test_sketch_statistics_match_full_history_at_exact_rank(rank, backend):
     layers = {"layer0": (12, 3), "layer1": (12, 12), "layer2": (1, 12)}
     terms = ("pde", "bc")
-    monitor = SketchMonitor(layers, terms, rank=rank, beta=0.9, history=64, seed=1)
+    monitor = SketchMonitor(layers, terms, rank=rank, beta=0.9, history=64, seed=1,
+                            backend=backend)
+    assert {monitor.bank_kind(ly) for ly in layers} == {backend}
     grads = _synthetic_gradients(layers, terms, checks=40, true_rank=3)
     record = []
     for c, g in enumerate(grads):
@@ -243,7 +274,8 @@ def _exact_ema(record, layer, term, beta):
 
 def test_sketch_statistics_match_full_history_of_pinn_gradients():
     # A real (tiny) PINN run: 16-wide layers, monitor rank 2 (k = 5 < 16): approximate.
-    trainer = _trainer(width=16, monitor_kwargs={"every": 1, "rank": 2, "history": 64})
+    trainer = _trainer(width=16, monitor_kwargs={"every": 1, "rank": 2, "history": 64,
+                                                 "backend": "three_sketch"})
     for _ in range(40):
         trainer.adam_step()
     monitor = trainer.monitor
@@ -295,7 +327,7 @@ def _random_grads(layers, terms, gen):
                 for ly, shape in layers.items()} for t in terms}
 
 
-@pytest.mark.parametrize("backend", ["three_sketch", "fd"])
+@pytest.mark.parametrize("backend", ["auto", "exact", "three_sketch"])
 def test_memory_is_identical_after_100_and_2000_checks(backend):
     layers = {"layer0": (10, 2), "layer1": (10, 10), "layer2": (1, 10)}
     terms = ("pde", "bc")
@@ -326,7 +358,35 @@ def test_memory_is_identical_after_100_and_2000_checks(backend):
     assert monitor.history.stride == 64  # 2000 checks in 32-row capacity: decimated
 
 
-@pytest.mark.parametrize("backend", ["three_sketch", "fd"])
+@pytest.mark.parametrize("width", [20, 64, 256])
+def test_auto_keeps_whichever_is_smaller_and_counts_it(width):
+    # Per layer the kept numbers are min(m·n, k(m+n) + s²) (k, s clipped to the layer); the
+    # bank bytes are their sum over (layer, term) at float32, test matrices only if sketched.
+    layers = {"layer0": (width, 2), **{f"layer{i}": (width, width) for i in (1, 2, 3)},
+              "layer4": (1, width)}
+    terms = ("pde", "bc", "ic")
+    monitor = SketchMonitor(layers, terms, rank=4)
+    memory = monitor.memory()
+    kept = 0
+    for name, (m, n) in layers.items():
+        r = min(4, m, n)
+        k, s = min(2 * r + 1, m, n), min(2 * (2 * r + 1) + 1, m, n)
+        sketch, exact = k * (m + n) + s * s, m * n
+        entry = memory["layers"][name]
+        assert entry["numbers_per_pair"] == min(sketch, exact)
+        assert entry["bank"] == ("exact" if exact <= sketch else "three_sketch")
+        kept += min(sketch, exact) * len(terms)
+    assert memory["banks"] == 4 * kept
+    assert memory["exact_state"] == 4 * len(terms) * sum(m * n for m, n in layers.values())
+    sketched = any(v["bank"] == "three_sketch" for v in memory["layers"].values())
+    assert (memory["tests"] > 0) == sketched == (width > 20)
+    if width == 20:  # nothing beyond the exact state
+        assert memory["banks"] + memory["tests"] == memory["exact_state"]
+    if width == 256:  # the sketch of a 256×256 layer: 4969 of 65536 numbers
+        assert memory["layers"]["layer1"]["numbers_per_pair"] / 65536 < 0.1
+
+
+@pytest.mark.parametrize("backend", ["auto", "exact", "three_sketch"])
 def test_state_dict_round_trip_continues_exactly(backend):
     layers = {"layer0": (6, 2), "layer1": (6, 6), "layer2": (1, 6)}
     terms = ("pde", "bc", "ic")
@@ -363,17 +423,27 @@ def _assert_same_state(a, b, path="state"):
         assert a == b, path
 
 
-def test_resumed_monitored_run_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("budget", ["train.adam_steps", "train.lbfgs_steps"],
+                         ids=["inside-adam", "inside-the-phase-after-adam"])
+def test_resumed_monitored_run_equals_uninterrupted(tmp_path, budget):
+    # Stopped after 20 of 30 Adam steps, or after 10 of 20 SSBroyden2 iterations (Adam 20):
+    # the resumed run's monitor state, evaluation counter and diagnosis are the full run's.
     overrides = tiny_overrides(20, 0) + SOFT + ["monitor.enabled=true", "monitor.every=2",
-                                                "monitor.history=8", "output.plots=false"]
-    config = lambda adam: pinnsketch.load_config(
-        BURGERS, overrides + [f"train.adam_steps={adam}"])
-    pinnsketch.train(config(30), out=tmp_path / "full")
-    pinnsketch.train(config(20), out=tmp_path / "part")
-    pinnsketch.train(config(30), resume=tmp_path / "part")
+                                                "monitor.quasi_newton_every=3",
+                                                "monitor.history=8", "output.plots=false",
+                                                "train.eval_every=5"]
+    full_budget = 30 if budget == "train.adam_steps" else 20
+    config = lambda n: pinnsketch.load_config(BURGERS, overrides + [f"{budget}={n}"])
+    pinnsketch.train(config(full_budget), out=tmp_path / "full")
+    pinnsketch.train(config(full_budget - 10), out=tmp_path / "part")
+    pinnsketch.train(config(full_budget), resume=tmp_path / "part")
     load = lambda name: torch.load(tmp_path / name / "checkpoint.pt",
-                                   weights_only=False)["trainer"]["monitor"]
-    _assert_same_state(load("full"), load("part"))
+                                   weights_only=False)["trainer"]
+    full, part = load("full"), load("part")
+    if budget == "train.lbfgs_steps":
+        assert full["monitor"]["checks_by_phase"]["ssbroyden2"] >= 6
+    _assert_same_state(full["monitor"], part["monitor"])
+    assert full["quasi_newton_evaluations"] == part["quasi_newton_evaluations"]
     assert (tmp_path / "full" / "diagnosis.md").read_text().split("\n", 1)[1] == \
         (tmp_path / "part" / "diagnosis.md").read_text().split("\n", 1)[1]
 
@@ -404,12 +474,11 @@ def test_effective_rank(spectrum, expected):
     assert float(effective_rank(sigma)) == pytest.approx(expected, rel=1e-12)
 
 
-def test_principal_angles_match_scipy():
+def test_largest_angle_matches_scipy():
     gen = torch.Generator().manual_seed(0)
     a = torch.linalg.qr(torch.randn(9, 3, generator=gen, dtype=torch.float64)).Q
     b = torch.linalg.qr(a + 0.3 * torch.randn(9, 3, generator=gen, dtype=torch.float64)).Q
-    want = np.sort(np.degrees(scipy.linalg.subspace_angles(a.numpy(), b.numpy())))
-    np.testing.assert_allclose(principal_angles(a, b).numpy(), want, rtol=1e-10)
+    want = np.degrees(scipy.linalg.subspace_angles(a.numpy(), b.numpy()))
     assert float(largest_angle(a, b)) == pytest.approx(want.max(), rel=1e-10)
     tiny = torch.linalg.qr(a + 1e-9 * torch.randn(9, 3, generator=gen, dtype=torch.float64)).Q
     assert 0 < float(largest_angle(a, tiny)) < 1e-6  # no arccos round-off floor
@@ -418,6 +487,29 @@ def test_principal_angles_match_scipy():
 def test_alignment_score_of_two_terms_is_their_cosine():
     cos = torch.tensor([[1.0, -0.3], [-0.3, 1.0]], dtype=torch.float64)
     assert float(alignment_score(cos)) == pytest.approx(-0.3, rel=1e-12)
+
+
+def test_recorded_alignment_score_matches_its_definition():
+    # Three terms: A = 2‖mean_τ G_τ/‖G_τ‖‖² − 1 from the gradients directly, per layer and
+    # over the concatenated network gradient.
+    layers = {"layer0": (5, 2), "layer1": (1, 5)}
+    terms = ("pde", "bc", "ic")
+    gen = torch.Generator().manual_seed(4)
+    grads = _random_grads(layers, terms, gen)
+    monitor = SketchMonitor(layers, terms, rank=1, history=8)
+    monitor.observe(0, {t: 1.0 for t in terms}, grads)
+    history = monitor.history_view()
+
+    def score(vectors):
+        mean = np.mean([v / np.linalg.norm(v) for v in vectors], axis=0)
+        return 2 * mean @ mean - 1
+
+    for ly in layers:
+        want = score([grads[t][ly].numpy().ravel() for t in terms])
+        assert history.series("alignment", ly, "all")[-1] == pytest.approx(want, rel=1e-6)
+    network = [np.concatenate([grads[t][ly].numpy().ravel() for ly in layers]) for t in terms]
+    assert history.series("alignment", "all", "all")[-1] == pytest.approx(score(network),
+                                                                           rel=1e-6)
 
 
 # ------------------------------------------------------------------------------------------
@@ -435,7 +527,7 @@ def test_build_monitor_from_config_selects_terms_and_layers():
 
 @pytest.mark.parametrize("make, error, match", [
     (lambda: SketchMonitor({"layer0": (2, 2)}, ("pde",), backend="svd"), ValueError,
-     "allowed: three_sketch, fd"),
+     "allowed: auto, exact, three_sketch"),
     (lambda: SketchMonitor({"layer0": (2, 2)}, ("pde", "pde")), ValueError, "distinct"),
     (lambda: SketchMonitor({"layer0": (2, 2)}, ("pde",), beta=1.0), ValueError, "beta"),
     (lambda: SketchMonitor({"layer0": (2, 2)}, ("pde",)).observe(

@@ -159,13 +159,17 @@ class TermGradientConfig:
 
 @dataclass(frozen=True)
 class MonitorConfig:
-    """The gradient sketch monitor (off unless ``enabled``)."""
+    """The gradient monitor (off unless ``enabled``): a check every ``every`` Adam steps and
+    every ``quasi_newton_every`` function evaluations of the phase after Adam (0: none);
+    ``backend`` ``auto`` keeps each layer's EMA gradient exactly or sketched, whichever is
+    smaller."""
 
     enabled: bool = False
     rank: int = _option(4, low=1)
     beta: float = _option(0.9, low=0.0, high=0.999999)
     every: int = _option(10, low=1)
-    backend: str = _option("three_sketch", choices=MONITOR_BACKENDS)
+    quasi_newton_every: int = _option(10, low=0)
+    backend: str = _option("auto", choices=MONITOR_BACKENDS)
     terms: tuple[str, ...] = ()
     layers: tuple[int, ...] = ()
     history: int = _option(128, low=8)

@@ -4,7 +4,7 @@ It takes data (a :class:`~pinnsketch.monitor.MonitorHistory`) and the loss weigh
 arguments and reads no files; :mod:`pinnsketch.runner.diagnosis` writes the report.
 """
 from pinnsketch.diagnosis.diagnose import diagnose
-from pinnsketch.diagnosis.findings import TITLES, Finding, Thresholds
-from pinnsketch.diagnosis.report import render_report
+from pinnsketch.diagnosis.findings import SOURCES, TITLES, Finding, Thresholds
+from pinnsketch.diagnosis.report import render_report, report_data
 
-__all__ = ["TITLES", "Finding", "Thresholds", "diagnose", "render_report"]
+__all__ = ["SOURCES", "TITLES", "Finding", "Thresholds", "diagnose", "render_report", "report_data"]

@@ -5,9 +5,10 @@ from typing import Mapping
 
 import numpy as np
 
-from pinnsketch.diagnosis.findings import TITLES, Finding, Thresholds
+from pinnsketch.diagnosis.findings import SOURCES, TITLES, Finding, Thresholds
 from pinnsketch.diagnosis.rules import (Candidate, RunView, conflict, imbalance, layer_scale,
-                                        rank_collapse, stagnation, windows)
+                                        rank_collapse, stagnation, trivial_solution,
+                                        vanishing_overall, windows)
 
 __all__ = ["diagnose"]
 
@@ -22,8 +23,8 @@ def diagnose(history, weights: Mapping[str, float] | None = None,
         thresholds: the decision thresholds.
 
     Returns:
-        Findings in the order imbalance, vanishing, exploding, stagnation, conflict, rank
-        collapse (then by first step); empty for a healthy run or too short a history.
+        Findings in the order of :data:`TITLES` (then by first step); empty for a healthy
+        run or too short a history.
     """
     n = len(history.steps)
     if n < thresholds.min_rows:
@@ -36,7 +37,9 @@ def diagnose(history, weights: Mapping[str, float] | None = None,
         # Peak of each layer's weighted gradient norm up to (and including) the window start.
         peak = np.array([np.nanmax(x[:lo + 1]) if np.isfinite(x[:lo + 1]).any() else np.nan
                          for x in run.total_norm_layer])
-        candidates = (imbalance(run, sl, thresholds) + layer_scale(run, sl, thresholds)
+        candidates = (imbalance(run, sl, thresholds) + trivial_solution(run, sl, thresholds)
+                      + layer_scale(run, sl, thresholds)
+                      + vanishing_overall(run, sl, thresholds)
                       + stagnation(run, sl, thresholds, peak) + conflict(run, sl, thresholds)
                       + rank_collapse(run, sl, thresholds, slice(0, max(lo, 1))))
         for cand in candidates:
@@ -51,7 +54,7 @@ def diagnose(history, weights: Mapping[str, float] | None = None,
             findings.append(Finding(kind, run.steps(lo, hi), best.layer, term,
                                     {k: float(v) for k, v in best.evidence.items()},
                                     best.message, best.suggestion, best.layers or (best.layer,),
-                                    run.steps(*spans[w_best])))
+                                    run.steps(*spans[w_best]), best.remedy, SOURCES[kind]))
     order = list(TITLES)
     findings.sort(key=lambda f: (order.index(f.kind), f.steps[0]))
     return findings

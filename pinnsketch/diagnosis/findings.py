@@ -6,9 +6,10 @@ finding is reported when it fires on at least two consecutive windows (about a q
 run), with the step range they cover and the term — and, from the window where it is
 strongest, the layer, the evidence numbers and a suggestion.
 
-Terms are compared through their *unweighted* gradients (what the monitor receives) and the
-run's loss weights w_τ (``train.weights``). Notation: N_τ = network-wide ‖∇_W L_τ‖ (weight
-matrices only); the *driver* is the term with the largest w_τ·N_τ (it steers the update); a
+Terms are compared through their *weighted* gradients w_τ·N_τ — what the update follows —
+built from the unweighted gradients the monitor receives and the run's loss weights w_τ
+(``train.weights``). Notation: N_τ = network-wide ‖∇_W L_τ‖ (weight matrices only); the
+*driver* is the term with the largest w_τ·N_τ (it steers the update); a
 loss's *fall* over a window is 1 − (median of its last quarter)/(median of its first
 quarter), and it *plateaus* when the fall is below ``Thresholds.plateau``; a term is
 *unsolved* while its loss is at least ``Thresholds.unsolved`` of its value at the start of
@@ -19,12 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-__all__ = ["Finding", "TITLES", "Thresholds"]
+__all__ = ["Finding", "SOURCES", "TITLES", "Thresholds"]
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Decision thresholds of the findings (chosen so healthy shipped runs give none).
+    """Decision thresholds of the findings, with the measurements or the reasoning behind each.
 
     Attributes:
         plateau: a loss plateaus on a window if it falls by less than this fraction. Healthy
@@ -38,14 +39,14 @@ class Thresholds:
             equal-weight runs.
         unsolved: a term (or the loss sum) is unsolved while above this fraction of its
             start value; a term already 10× down is being fitted, whatever its gradient does.
-        dominance: imbalance (weighted out) — the neglected term's raw gradient is at least
-            this multiple of another term's while its weight is at most 1/this of that term's
-            (the weight undoes the gradient's lead). Equal weights never qualify; the stalled
-            Burgers run shows raw ratios 600–10⁴ at weight ratio 10⁻⁴.
-        wang_lambda: imbalance (drowned) — Wang et al.'s network-wide λ̂ times w_ref/w_τ
-            (the same ratio for the *weighted* gradients) at or above this, with the term's
-            loss stuck and unsolved. The healthy Burgers twin reaches 375 (bc, once its loss
-            is 100× down, so it is solved and exempt anyway).
+        dominance: imbalance — another term's weighted gradient is at least this multiple of
+            the stuck, unsolved term's (an order of magnitude: the update then follows the
+            other term to within 10%, whatever causes it, the weights or the gradients).
+        elasticity: vanishing (whole network) — the loss's elasticity ‖∇_W L‖·‖W‖/L (weighted;
+            ‖W‖ at its Glorot scale) at or below this while the loss plateaus unsolved:
+            changing every weight by its own size would change the loss by under 0.1%, so no
+            step an optimizer takes at the parameters' scale can make progress. Relative
+            scales (``layer_ratio``) cannot see a network whose layers all vanish alike.
         layer_ratio: vanishing/exploding — a layer's RMS gradient entry below 1/this or
             above this multiple of the median layer's (per term). Measured 0.47–12.5 on the
             healthy runs (depth 3 and the default depth 8).
@@ -78,7 +79,7 @@ class Thresholds:
     stuck: float = 0.10
     unsolved: float = 0.10
     dominance: float = 10.0
-    wang_lambda: float = 1e3
+    elasticity: float = 1e-3
     layer_ratio: float = 1e3
     growth: float = 1e3
     collapse: float = 1e-3
@@ -94,8 +95,8 @@ class Finding:
     """One named problem of a run.
 
     Attributes:
-        kind: ``imbalance``, ``vanishing``, ``exploding``, ``stagnation``, ``conflict`` or
-            ``rank_collapse``.
+        kind: the mechanism, a key of :data:`TITLES` (``imbalance``, ``trivial_solution``,
+            ``vanishing``, ``exploding``, ``stagnation``, ``conflict``, ``rank_collapse``).
         steps: first and last training step of the windows where it holds.
         layer: ``"layer<i>"`` where the evidence is strongest (``"all"``: network-wide).
         term: the loss term concerned, or ``"a|b"`` for a pair.
@@ -105,6 +106,9 @@ class Finding:
         layers: every layer affected (vanishing/exploding), else just ``layer``.
         window: first and last step of the strongest window, where ``layer`` and the
             evidence numbers were measured.
+        remedy: config overrides the toolkit can apply (``"key=value"``, as ``--set`` takes
+            them); empty where no config option cures it.
+        source: where the mechanism is described (:data:`SOURCES`).
     """
 
     kind: str
@@ -116,11 +120,32 @@ class Finding:
     suggestion: str
     layers: tuple[str, ...] = field(default=())
     window: tuple[int, int] = field(default=(0, 0))
+    remedy: tuple[str, ...] = field(default=())
+    source: str = ""
 
 
-TITLES = {"imbalance": "Loss-term imbalance", "vanishing": "Vanishing gradients",
+TITLES = {"imbalance": "Loss-term imbalance", "trivial_solution": "Trivial-solution trap",
+          "vanishing": "Vanishing gradients",
           "exploding": "Exploding gradients", "stagnation": "Stagnation",
           "conflict": "Conflicting terms", "rank_collapse": "Rank collapse"}
+
+# The documented vocabulary of mechanisms (the keys of TITLES) and where each is described.
+SOURCES = {
+    "imbalance": "Wang, Teng & Perdikaris 2021, Understanding and mitigating gradient flow "
+                 "pathologies in PINNs, SIAM J. Sci. Comput. 43(5)",
+    "trivial_solution": "Rohrhofer, Posch, Gößnitzer & Geiger 2023, On the role of fixed "
+                        "points of dynamical systems in training physics-informed neural "
+                        "networks, TMLR",
+    "vanishing": "Glorot & Bengio 2010, Understanding the difficulty of training deep "
+                 "feedforward neural networks, AISTATS",
+    "exploding": "Pascanu, Mikolov & Bengio 2013, On the difficulty of training recurrent "
+                 "neural networks, ICML",
+    "stagnation": "Rathore, Lei, Frangella, Lu & Udell 2024, Challenges in training PINNs: a "
+                  "loss landscape perspective, ICML",
+    "conflict": "Wang, Bhartari, Li & Perdikaris 2025, Gradient alignment in physics-informed "
+                "neural networks: a second-order optimization perspective, arXiv 2502.00604",
+    "rank_collapse": "pinnsketch monitor heuristic (no published mechanism)",
+}
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,28 +1,57 @@
-"""The diagnosis as Markdown (``diagnosis.md``): findings, final statistics, thresholds."""
+"""The diagnosis as Markdown (``diagnosis.md``) and as data (``diagnosis.json``)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from pinnsketch.diagnosis.findings import TITLES, Finding, Thresholds
 
-__all__ = ["render_report"]
+__all__ = ["render_report", "report_data"]
+
+
+def report_data(findings: Sequence[Finding], monitor: Mapping[str, Any]) -> dict[str, Any]:
+    """The diagnosis as plain data (what ``diagnosis.json`` holds).
+
+    Args:
+        findings: from :func:`~pinnsketch.diagnosis.diagnose`.
+        monitor: the monitor's summary (configuration, cadence and checks per phase, memory,
+            bank kind per layer), passed through.
+
+    Returns:
+        ``{"findings": [{"mechanism", "title", "terms", "layers", "layer", "steps": [first,
+        last], "window", "evidence", "message", "suggestion", "remedy": ["key=value", …],
+        "source"}], "monitor": monitor}``; mechanisms are keys of :data:`TITLES`; an
+        evidence number that is not finite (undefined) is None.
+    """
+    records = [{"mechanism": f.kind, "title": TITLES[f.kind], "terms": f.term.split("|"),
+                "layers": list(f.layers or (f.layer,)), "layer": f.layer,
+                "steps": list(f.steps), "window": list(f.window),
+                "evidence": {k: v if math.isfinite(v) else None for k, v in f.evidence.items()},
+                "message": f.message, "suggestion": f.suggestion, "remedy": list(f.remedy),
+                "source": f.source} for f in findings]
+    return {"findings": records, "monitor": dict(monitor)}
 
 
 def render_report(findings: Sequence[Finding], history, *, title: str,
                   monitor_config: Mapping[str, Any], weights: Mapping[str, float],
+                  monitor_summary: Mapping[str, Any] | None = None,
                   metrics: Sequence[Mapping[str, Any]] = (), figures: Sequence[str] = (),
                   thresholds: Thresholds = Thresholds()) -> str:
-    """The diagnosis as Markdown: findings, final statistics, figures, thresholds."""
+    """The diagnosis as Markdown: findings, final statistics, the monitor's state (with
+    ``monitor_summary``), figures, thresholds."""
     cfg = monitor_config
     n = len(history.steps)
     lines = [f"# Diagnosis: {title}", ""]
     span = f"steps {history.steps[0]}–{history.steps[-1]}" if n else "no checks"
     shapes = ", ".join(f"{ly} {m}×{k}" for ly, (m, k) in history.shapes.items())
+    qn_every = cfg.get("quasi_newton_every", 0)
     lines.append(f"Monitor: {cfg['backend']}, rank {cfg['rank']}, β = {cfg['beta']}, every "
-                 f"{cfg['every']} steps; {span} in {n} history rows (stride {history.stride} "
-                 f"checks). Terms {', '.join(history.terms)} (weights "
+                 f"{cfg['every']} Adam steps and "
+                 + (f"every {qn_every} evaluations after Adam" if qn_every else
+                    "not after Adam") +
+                 f"; {span} in {n} history rows (stride {history.stride} checks). Terms {', '.join(history.terms)} (weights "
                  f"{', '.join(f'{t}={weights.get(t, 1.0):g}' for t in history.terms)}); "
                  f"layers {shapes}.")
     final = [m for m in metrics if "rel_l2" in m]
@@ -34,17 +63,19 @@ def render_report(findings: Sequence[Finding], history, *, title: str,
         lines.append(f"No findings: only {n} history rows (at least {thresholds.min_rows} "
                      f"are needed to judge a trend).")
     elif not findings:
-        lines.append("No findings: no imbalance, vanishing or exploding gradients, stagnation, "
-                     "conflicting terms or rank collapse persisted over two windows.")
+        lines.append("No findings: none of " + ", ".join(t.lower() for t in TITLES.values())
+                     + " persisted over two windows.")
     for i, f in enumerate(findings, 1):
         lines += [f"### {i}. {TITLES[f.kind]}: term `{f.term}`, layer `{f.layer}`, "
                   f"steps {f.steps[0]}–{f.steps[1]}", "",
                   f"- **Evidence** (steps {f.window[0]}–{f.window[1]}): {f.message}",
                   f"- **Numbers**: " + ", ".join(f"{k} = {v:.3g}" for k, v in f.evidence.items()),
-                  f"- **Suggestion**: {f.suggestion}", ""]
+                  f"- **Suggestion**: {f.suggestion}",
+                  f"- **Remedy**: " + (", ".join(f"`{r}`" for r in f.remedy) or "none in config"),
+                  f"- **Source**: {f.source}", ""]
     if n:
         lines += ["", "## Statistics over the last history row", "",
-                  "| layer | term | ‖G‖ | ‖Ḡ‖ (sketch) | SNR | eff. rank | drift ° | λ̂ |",
+                  "| layer | term | ‖G‖ | ‖Ḡ‖ | SNR | eff. rank | drift ° | λ̂ |",
                   "|---|---|---|---|---|---|---|---|"]
         for ly in history.layers:
             for t in history.terms:
@@ -53,9 +84,25 @@ def render_report(findings: Sequence[Finding], history, *, title: str,
                 cells = [history.series(s, ly, t)[-1] for s in ("norm", "ema_norm", "snr",
                                                                  "erank", "drift")] + [lam]
                 lines.append(f"| {ly} | {t} | " + " | ".join(f"{c:.3g}" for c in cells) + " |")
+    if monitor_summary:
+        lines += _monitor_lines(monitor_summary)
     if figures:
         lines += ["", "## Figures", ""] + [f"- [{Path(p).name}]({p})" for p in figures]
     lines += ["", "## Thresholds", "", "| name | value |", "|---|---|"]
     lines += [f"| {f.name} | {getattr(thresholds, f.name):g} |"
               for f in dataclasses.fields(thresholds)]
     return "\n".join(lines) + "\n"
+
+
+def _monitor_lines(summary: Mapping[str, Any]) -> list[str]:
+    memory = summary["memory_bytes"]
+    checks = ", ".join(f"{phase} {count}" for phase, count in summary["checks"].items())
+    lines = ["", "## Monitor state", "",
+             f"Checks per phase: {checks or 'none'}. Memory {memory['total']} bytes: EMA state "
+             f"{memory['banks']} (+ test matrices {memory['tests']}) where keeping every "
+             f"Ḡ exactly takes {memory['exact_state']}; leading subspaces "
+             f"{memory['subspaces']}, history {memory['history']}.", "",
+             "| layer | EMA gradient kept | numbers per term | exact Ḡ |", "|---|---|---|---|"]
+    lines += [f"| {ly} | {v['bank']} | {v['numbers_per_pair']} | {v['exact_numbers_per_pair']} |"
+              for ly, v in summary["layers"].items()]
+    return lines

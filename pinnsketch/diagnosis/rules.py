@@ -11,7 +11,7 @@ import numpy as np
 from pinnsketch.diagnosis.findings import Thresholds
 
 __all__ = ["Candidate", "RunView", "conflict", "imbalance", "layer_scale", "rank_collapse",
-           "stagnation", "windows"]
+           "stagnation", "trivial_solution", "vanishing_overall", "windows"]
 
 
 def _median(x: np.ndarray) -> float:
@@ -59,6 +59,9 @@ class RunView:
         self.total_norm_layer = np.sqrt(np.clip(square, 0.0, None))       # (L, n)
         self.total_norm = np.sqrt((self.total_norm_layer ** 2).sum(0))
         self.start = {t: _median(self.loss[t][:2]) for t in self.terms}
+        # Glorot scale of the monitored weights, ‖W‖ ≈ sqrt(Σ_ℓ 2 m n / (m + n)).
+        self.weight_scale = float(np.sqrt(sum(2 * m * n / (m + n)
+                                              for m, n in history.shapes.values())))
 
     def steps(self, lo: int, hi: int) -> tuple[int, int]:
         return int(self.h.steps[lo]), int(self.h.steps[hi - 1])
@@ -68,6 +71,10 @@ class RunView:
 
     def driver(self, sl: slice) -> str:
         return max(self.terms, key=lambda t: _median(self.weights[t] * self.net[t][sl]))
+
+    def unsolved_total(self, sl: slice, th: Thresholds) -> bool:
+        """The unweighted loss sum is still at least ``th.unsolved`` of its start."""
+        return _median(self.loss_sum[sl][-2:]) >= th.unsolved * _median(self.loss_sum[:2])
 
     def unsolved(self, term: str, sl: slice, th: Thresholds) -> bool:
         end = _median(self.loss[term][sl][-max(2, (sl.stop - sl.start) // 4):])
@@ -97,12 +104,16 @@ class Candidate(NamedTuple):
     suggestion: str
     layers: tuple[str, ...] = ()
     priority: int = 0
+    remedy: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------------------------------------
 # The checks: each returns the candidates of one window
 # ------------------------------------------------------------------------------------------
 def imbalance(run: RunView, sl: slice, th: Thresholds) -> list[Candidate]:
+    """A stuck, unsolved term whose *weighted* gradient w_τ·N_τ is at most 1/dominance of
+    another term's: the update follows the other term. Its remedy gives τ the weight that
+    equalises the two weighted gradients (the grad-norm rule, Wang et al. 2021/2023)."""
     out = []
     ref = run.h.reference
     for term in run.terms:
@@ -110,50 +121,113 @@ def imbalance(run: RunView, sl: slice, th: Thresholds) -> list[Candidate]:
         if not (fall < th.stuck and run.unsolved(term, sl, th)):
             continue
         w_t = run.weights[term]
-        lam = lam_eff = float("nan")
-        if term != ref and run.h.has("imbalance", "all", term):
-            lam = _median(run.h.series("imbalance", "all", term)[sl])
-            lam_eff = lam * run.weights[ref] / w_t
-        evidence = {"loss_start": run.start[term], "loss_end": _median(run.loss[term][sl][-2:]),
-                    "loss_change": -fall, "weight": w_t, "wang_lambda": lam,
-                    "wang_lambda_weighted": lam_eff}
-        # (a) Weighted out: a raw gradient ≥ dominance × another term's, scaled below it by a
-        # weight ≤ 1/dominance of that term's. Against the term it dominates most.
-        ratios = {b: _median(run.net[term][sl] / np.maximum(run.net[b][sl], 1e-300))
-                  for b in run.terms if b != term
-                  and w_t <= run.weights[b] / th.dominance}
+        mine = w_t * run.net[term][sl]
+        ratios = {b: _median(run.weights[b] * run.net[b][sl] / np.maximum(mine, 1e-300))
+                  for b in run.terms if b != term}
         ratios = {b: r for b, r in ratios.items() if r >= th.dominance}
-        if ratios:
-            other = max(ratios, key=ratios.get)
-            ratio, w_o = ratios[other], run.weights[other]
-            per_layer = [_median(run.norm[term][i, sl] / np.maximum(run.norm[other][i, sl], 1e-300))
-                         for i in range(len(run.layers))]
-            layer = int(np.nanargmax(per_layer))
-            evidence |= {"raw_norm_ratio": ratio, "layer_norm_ratio": per_layer[layer],
-                         "other_weight": w_o}
-            message = (f"`{term}` is weighted out by `{other}`: its unweighted gradient is "
-                       f"{_fmt(ratio)}× `{other}`'s ({_fmt(per_layer[layer])}× in "
-                       f"{run.layers[layer]}), but its weight is {_fmt(w_t)} against "
-                       f"{_fmt(w_o)}; its loss stays at {_fmt(evidence['loss_end'])} (start "
-                       f"{_fmt(run.start[term])}; {_change(fall)} over the window).")
-            suggestion = (f"raise `train.weights.{term}` from {_fmt(w_t)} to the order of "
-                          f"`{other}`'s weight ({_fmt(w_o)}), or adapt the weights during "
-                          f"training (learning-rate annealing, Wang et al. 2021).")
-            out.append(Candidate("imbalance", run.layers[layer], term, ratio, evidence, message,
-                                  suggestion, priority=1))
-        # (b) Drowned: Wang et al.'s λ̂ of the weighted gradients is extreme.
-        elif lam_eff >= th.wang_lambda:
-            lam_layers = [_median(run.h.series("imbalance", ly, term)[sl]) for ly in run.layers]
-            layer = int(np.nanargmax(lam_layers))
-            message = (f"`{term}` is drowned by `{ref}`: Wang et al.'s imbalance "
-                       f"λ̂ = max|∇L_{ref}| / mean|∇L_{term}| is {_fmt(lam)} (× w_{ref}/w_{term}: "
-                       f"{_fmt(lam_eff)}; {_fmt(lam_layers[layer])} in {run.layers[layer]}) "
-                       f"and its loss does not fall ({_change(fall)} over the window).")
-            suggestion = (f"set `train.weights.{term}` ≈ {_fmt(lam * run.weights[ref])} "
-                          f"(λ̂·w_{ref}) or anneal it with λ̂ during training (Wang et al. 2021).")
-            out.append(Candidate("imbalance", run.layers[layer], term, lam_eff, evidence, message,
-                                  suggestion))
+        if not ratios:
+            continue
+        other = max(ratios, key=ratios.get)
+        ratio, w_o = ratios[other], run.weights[other]
+        raw = _median(run.net[other][sl] / np.maximum(run.net[term][sl], 1e-300))
+        per_layer = [_median(w_o * run.norm[other][i, sl]
+                             / np.maximum(w_t * run.norm[term][i, sl], 1e-300))
+                     for i in range(len(run.layers))]
+        layer = int(np.nanargmax(per_layer))
+        lam = (_median(run.h.series("imbalance", "all", term)[sl])
+               if term != ref and run.h.has("imbalance", "all", term) else float("nan"))
+        weight = w_t * ratio
+        evidence = {"loss_start": run.start[term], "loss_end": _median(run.loss[term][sl][-2:]),
+                    "loss_change": -fall, "weighted_norm_ratio": ratio,
+                    "raw_norm_ratio": raw, "layer_weighted_norm_ratio": per_layer[layer],
+                    "weight": w_t, "other_weight": w_o, "wang_lambda": lam}
+        cause = (f"its weight {_fmt(w_t)} against {_fmt(w_o)} puts it there (unweighted, "
+                 f"`{other}`'s gradient is only {_fmt(raw)}× its own)"
+                 if raw < th.dominance else
+                 f"its own gradient is {_fmt(raw)}× smaller (weights {_fmt(w_t)} and "
+                 f"{_fmt(w_o)})")
+        message = (f"`{term}` is outweighed by `{other}`: `{other}`'s weighted gradient is "
+                   f"{_fmt(ratio)}× `{term}`'s ({_fmt(per_layer[layer])}× in "
+                   f"{run.layers[layer]}); {cause}. Its loss stays at "
+                   f"{_fmt(evidence['loss_end'])} (start {_fmt(run.start[term])}; "
+                   f"{_change(fall)} over the window).")
+        suggestion = (f"raise `train.weights.{term}` from {_fmt(w_t)} to {_fmt(weight)}, the "
+                      f"weight that equalises the two weighted gradients, or adapt the weights "
+                      f"during training (learning-rate annealing, Wang et al. 2021).")
+        out.append(Candidate("imbalance", run.layers[layer], term, ratio, evidence, message,
+                              suggestion, remedy=(f"train.weights.{term}={weight:.3g}",)))
     return out
+
+
+def trivial_solution(run: RunView, sl: slice, th: Thresholds) -> list[Candidate]:
+    """The PDE residual is fitted (below ``th.unsolved`` of its start) while a constraint or
+    data term stays stuck and unsolved: the network has settled on a solution of the PDE
+    alone — for Burgers, heat or Poisson u = 0 is one — that the other terms do not pull it
+    off (Rohrhofer et al. 2023)."""
+    ref = run.h.reference
+    if ref != "pde" or run.unsolved(ref, sl, th):
+        return []  # without a PDE residual term there is no PDE to solve trivially
+    out = []
+    for term in run.terms:
+        fall = _decrease(run.loss[term][sl])
+        if term == ref or not (fall < th.stuck and run.unsolved(term, sl, th)):
+            continue
+        w_t, w_ref = run.weights[term], run.weights[ref]
+        end = {t: _median(run.loss[t][sl][-2:]) for t in (ref, term)}
+        evidence = {f"{ref}_loss_vs_start": end[ref] / run.start[ref],
+                    "loss_vs_start": end[term] / run.start[term], "loss_change": -fall,
+                    "weight": w_t, "reference_weight": w_ref}
+        message = (f"`{ref}` is fitted ({_fmt(end[ref])}, {_fmt(evidence[f'{ref}_loss_vs_start'])} "
+                   f"of its start) while `{term}` stays at {_fmt(end[term])} "
+                   f"({_fmt(evidence['loss_vs_start'])} of its start; {_change(fall)} over the "
+                   f"window): the network fits a solution of the PDE that ignores `{term}`.")
+        if w_t < w_ref:
+            suggestion = (f"`{term}` weighs {_fmt(w_t)} against `{ref}`'s {_fmt(w_ref)}: "
+                          f"give it the same weight, or impose it exactly (hard constraints)")
+            remedy: tuple[str, ...] = (f"train.weights.{term}={w_ref:g}",)
+        else:
+            suggestion = (f"impose `{term}` exactly (`model.hard_constraints: true` where the "
+                          f"problem supports it) or raise its weight above `{ref}`'s")
+            remedy = ()
+        out.append(Candidate("trivial_solution", "all", term, -np.log10(
+            max(evidence[f"{ref}_loss_vs_start"], 1e-300)), evidence, message, suggestion,
+            tuple(run.layers), remedy=remedy))
+    return out
+
+
+def vanishing_overall(run: RunView, sl: slice, th: Thresholds) -> list[Candidate]:
+    """The whole network's weighted gradient is, and always was, negligible against the loss
+    it should reduce, while that loss plateaus unsolved — whatever the layers' relative
+    scales.
+
+    Scale-free measure (the loss's elasticity): e = ‖∇_W L‖·‖W‖ / L, the fraction by which
+    the loss would change if every weight changed by its own size, with ‖W‖ taken at its
+    Glorot scale, ‖W_ℓ‖²_F ≈ 2 m n / (m + n) (the monitor sees gradients, not weights).
+    """
+    fall = _decrease(run.loss_weighted[sl])
+    loss = _median(run.loss_weighted[sl])
+    if not (fall < th.plateau and run.unsolved_total(sl, th)) or not loss > 0:
+        return []
+    elasticity = _median(run.total_norm[sl]) * run.weight_scale / loss
+    # Also at the largest gradient so far: a gradient that was large and collapsed is
+    # stagnation (see there), not a network whose gradients never carried the loss.
+    peak = float(np.nanmax(run.total_norm[:sl.stop])) * run.weight_scale / loss
+    if not (elasticity <= th.elasticity and peak <= th.elasticity):
+        return []
+    worst = max(run.terms, key=lambda t: _median(run.loss[t][sl]))
+    evidence = {"elasticity": elasticity, "peak_elasticity": peak,
+                "weighted_gradient_norm": _median(run.total_norm[sl]),
+                "weighted_loss": loss, "weighted_loss_change": -fall}
+    message = (f"the weighted gradient ({_fmt(evidence['weighted_gradient_norm'])}, all layers) "
+               f"is negligible against the weighted loss {_fmt(loss)}: changing every weight "
+               f"by its own size would change the loss by a fraction {_fmt(elasticity)}; the "
+               f"loss changed by {_change(fall)} over the window.")
+    suggestion = ("use a variance-preserving initialisation (xavier for tanh), normalised "
+                  "inputs and outputs (a loss of the order of its residuals' scale), or a "
+                  "shallower network")
+    return [Candidate("vanishing", "all", worst, -np.log10(max(elasticity, 1e-300)), evidence,
+                      message, suggestion, tuple(run.layers),
+                      remedy=("model.init=xavier_normal", "model.normalize_inputs=true"))]
 
 
 def layer_scale(run: RunView, sl: slice, th: Thresholds) -> list[Candidate]:
@@ -182,9 +256,10 @@ def layer_scale(run: RunView, sl: slice, th: Thresholds) -> list[Candidate]:
                               if kind == "vanishing" else
                               "lower the learning rate, normalise inputs/outputs, or clip "
                               "gradients; check the loss weights for extreme values")
+                remedy = ("model.init=xavier_normal",) if kind == "vanishing" else ()
                 out.append(Candidate(kind, run.layers[i], term,
                                       abs(np.log10(max(ratio[i], 1e-300))), evidence, message,
-                                      suggestion, affected))
+                                      suggestion, affected, remedy=remedy))
         first = _median(run.net[term][:2])
         growth = _median(run.net[term][sl]) / first if first > 0 else float("nan")
         if growth >= th.growth and _decrease(run.loss[term][sl]) < 0:
@@ -203,8 +278,7 @@ def layer_scale(run: RunView, sl: slice, th: Thresholds) -> list[Candidate]:
 
 def stagnation(run: RunView, sl: slice, th: Thresholds, peak: np.ndarray) -> list[Candidate]:
     fall = _decrease(run.loss_weighted[sl])
-    unsolved = _median(run.loss_sum[sl][-2:]) >= th.unsolved * _median(run.loss_sum[:2])
-    if not (fall < th.plateau and unsolved):
+    if not (fall < th.plateau and run.unsolved_total(sl, th)):
         return []
     driver = run.driver(sl)
     now = np.array([_median(x[sl]) for x in run.total_norm_layer])
@@ -231,9 +305,11 @@ def stagnation(run: RunView, sl: slice, th: Thresholds, peak: np.ndarray) -> lis
                f"SNR of `{driver}` there {_fmt(snr)}.")
     suggestion = (f"training has stopped making progress on `{worst}`: check the findings on "
                   f"weights and conflicts first; otherwise raise the learning rate, resample "
-                  f"collocation points, or switch to L-BFGS from here.")
+                  f"collocation points, or end the Adam phase here and hand over to the "
+                  f"self-scaled quasi-Newton phase (`train.quasi_newton: ssbroyden2`).")
     return [Candidate("stagnation", run.layers[i], worst, -np.log10(max(collapsed, 1e-300)),
-                       evidence, message, suggestion)]
+                       evidence, message, suggestion,
+                       remedy=("train.quasi_newton=ssbroyden2",))]
 
 
 def conflict(run: RunView, sl: slice, th: Thresholds) -> list[Candidate]:
@@ -265,11 +341,12 @@ def conflict(run: RunView, sl: slice, th: Thresholds) -> list[Candidate]:
                    f"negative on {evidence['negative_fraction']:.0%} of checks; leading "
                    f"subspaces {_fmt(angle)}° apart) while the weighted loss changed by "
                    f"{_change(fall)} (`{a}` {_change(falls[0])}, `{b}` {_change(falls[1])}).")
-        suggestion = ("balance the two terms' weights, or resolve the conflict in the update "
-                      "(gradient projection, e.g. PCGrad, Yu et al. 2020; or dual-cone descent, "
-                      "Hwang et al. 2024)")
+        suggestion = ("a second-order phase resolves opposed gradients through curvature "
+                      "(`train.quasi_newton: ssbroyden2`; Wang et al. 2025); or balance the "
+                      "two terms' weights, or project the conflict out of the update (PCGrad, "
+                      "Yu et al. 2020)")
         out.append(Candidate("conflict", run.layers[i], pair, -medians[i], evidence, message,
-                              suggestion))
+                              suggestion, remedy=("train.quasi_newton=ssbroyden2",)))
     return out
 
 

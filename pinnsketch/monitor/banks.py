@@ -1,19 +1,68 @@
-"""Sketch banks: the sketches of all (layer, term) pairs of one weight shape, batched.
+"""Banks: the EMA gradient state of all (layer, term) pairs of one weight shape, batched.
 
 A bank keeps its streams' state and reads their spectra; the monitor owns one bank per weight
-shape. ``BACKENDS`` maps the ``monitor.backend`` names to the bank classes.
+shape. Two kinds keep the same quantity, the bias-corrected EMA gradient Ḡ, and answer the
+same questions (singular values, leading subspaces):
+
+- :class:`ExactBank` keeps Ḡ itself, m·n numbers per stream;
+- :class:`ThreeSketchBank` keeps its EMA three-sketch (Tropp et al. 2019), k(m+n) + s²
+  numbers per stream plus views of test matrices shared by every bank.
+
+:func:`choose_bank` picks, per shape, the one that holds fewer numbers (``backend="auto"``):
+below about width 40 at rank 4 the exact state is the smaller one, and the sketch pays only
+above it. ``BACKENDS`` are the ``monitor.backend`` names.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping
 
 import torch
 
-from pinnsketch.sketch.frequent_directions import FrequentDirections
 from pinnsketch.sketch.three_sketch import sketch_sizes
 
-__all__ = ["BACKENDS"]
+__all__ = ["BACKENDS", "BankGroup", "ExactBank", "ThreeSketchBank", "choose_bank"]
+
+BACKENDS = ("auto", "exact", "three_sketch")
+
+
+class ExactBank:
+    """The exact EMA gradients Ḡ of ``count`` streams of m×n matrices, ``(count, m, n)``."""
+
+    kind = "exact"
+
+    def __init__(self, count: int, m: int, n: int, rank: int, beta: float,
+                 tests: tuple[torch.Tensor, ...], k_max: int, dtype: torch.dtype,
+                 device: torch.device):
+        del rank, tests, k_max  # the exact state needs neither sizes nor test matrices
+        self.beta = beta
+        self.ema = torch.zeros(count, m, n, dtype=dtype, device=device)
+        self.mass = 0.0  # weight the EMA holds, 1 − β^t: the bias correction divides by it
+
+    @staticmethod
+    def numbers(m: int, n: int, rank: int) -> int:
+        """Numbers held per stream."""
+        return m * n
+
+    def update(self, g: torch.Tensor) -> None:
+        """Ḡ ← βḠ + (1−β)G for all streams; ``g`` is (count, m, n)."""
+        self.ema.lerp_(g, 1.0 - self.beta)
+        self.mass = self.beta * self.mass + 1.0 - self.beta
+
+    def spectrum(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Singular values (count, min(m, n)), left (count, m, ·) and right (count, n, ·)
+        singular vectors of the bias-corrected Ḡ: an exact SVD."""
+        u, sigma, vh = torch.linalg.svd(self.ema / max(self.mass, 1e-300), full_matrices=False)
+        return sigma, u, vh.mT
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [self.ema]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"ema": self.ema.clone(), "mass": self.mass}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.ema.copy_(state["ema"])
+        self.mass = float(state["mass"])
 
 
 class ThreeSketchBank:
@@ -23,7 +72,7 @@ class ThreeSketchBank:
     shared Gaussian draws ``left`` ((k_max + s_max) × max m) and ``right`` (× max n).
     """
 
-    uses_mean = True  # the sketched matrix is the EMA Ḡ itself
+    kind = "three_sketch"
 
     def __init__(self, count: int, m: int, n: int, rank: int, beta: float,
                  tests: tuple[torch.Tensor, ...], k_max: int, dtype: torch.dtype,
@@ -38,7 +87,13 @@ class ThreeSketchBank:
         self.x = torch.zeros(count, k, n, **options)
         self.y = torch.zeros(count, m, k, **options)
         self.z = torch.zeros(count, s, s, **options)
-        self.mass = 0.0  # weight the EMA holds, 1 − β^t: the bias correction divides by it
+        self.mass = 0.0
+
+    @staticmethod
+    def numbers(m: int, n: int, rank: int) -> int:
+        """Numbers held per stream (the shared test matrices not included)."""
+        k, s = sketch_sizes(rank, "rol", (m, n))
+        return k * (m + n) + s * s
 
     def update(self, g: torch.Tensor) -> None:
         """Ḡ ← βḠ + (1−β)G for all B streams at once; ``g`` is (B, m, n). Hot path."""
@@ -48,9 +103,9 @@ class ThreeSketchBank:
         self.z.lerp_(self.phi @ g @ self.psi_t, eta)
         self.mass = self.beta * self.mass + eta
 
-    def spectrum(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def spectrum(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Singular values (B, k) and left (B, m, k) / right (B, n, k) singular vectors of the
-        bias-corrected estimate Â = Q C Pᵀ.
+        bias-corrected estimate Â = Q C Pᵀ of Ḡ.
 
         Steps (ThreeSketch.reconstruct, batched):
           1. Q = orth(Y), P = orth(Xᵀ).
@@ -78,46 +133,37 @@ class ThreeSketchBank:
         self.mass = float(state["mass"])
 
 
-class FrequentDirectionsBank:
-    """Frequent Directions sketches B (ℓ × n) of EMA(GᵀG), one per stream: rows √(1−β)·G
-    enter a sketch decayed by β per check (Sketchy's EMA variant). Their spectrum is that of
-    the gradient's second moment — the spread of directions over time — and they give right
-    subspaces only."""
+def choose_bank(backend: str, m: int, n: int, rank: int) -> type:
+    """The bank class for an m×n weight under ``backend`` (one of :data:`BACKENDS`):
+    ``auto`` takes the exact state when it holds no more numbers than the sketch."""
+    if backend == "exact":
+        return ExactBank
+    if backend == "three_sketch":
+        return ThreeSketchBank
+    if backend == "auto":
+        cheaper = ExactBank.numbers(m, n, rank) <= ThreeSketchBank.numbers(m, n, rank)
+        return ExactBank if cheaper else ThreeSketchBank
+    raise ValueError(f"monitor backend: got {backend!r} (allowed: {', '.join(BACKENDS)})")
 
-    uses_mean = False
 
-    def __init__(self, count: int, m: int, n: int, rank: int, beta: float,
-                 tests: tuple[torch.Tensor, ...], k_max: int, dtype: torch.dtype,
-                 device: torch.device):
-        del tests, k_max  # deterministic: no test matrices
-        self.scale, self.beta = math.sqrt(1.0 - beta), beta
-        self.sketches = [FrequentDirections(n, min(2 * rank + 1, n), beta=beta, dtype=dtype,
-                                            device=device) for _ in range(count)]
-        self.mass = 0.0
+class BankGroup:
+    """The layers of one weight shape: their indices, their bank and the leading subspaces
+    of its streams at the last spectral evaluation (for the drift)."""
 
-    def update(self, g: torch.Tensor) -> None:
-        for sketch, rows in zip(self.sketches, g):
-            sketch.update(self.scale * rows)
-        self.mass = self.beta * self.mass + 1.0 - self.beta
-
-    def spectrum(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        covariance = torch.stack([s.covariance() for s in self.sketches]) / max(self.mass, 1e-300)
-        energy, vectors = torch.linalg.eigh(covariance)
-        return energy.flip(-1).clamp_min(0).sqrt(), None, vectors.flip(-1)
+    def __init__(self, shape: tuple[int, int], layers: list[int], bank, rank: int,
+                 n_terms: int, dtype: torch.dtype, device: torch.device):
+        self.shape, self.layers, self.bank, self.rank = shape, layers, bank, rank
+        m, n = shape
+        count = len(layers) * n_terms
+        # Leading subspaces at the last spectral evaluation (allocated once: constant memory).
+        self.left = torch.zeros(count, m, rank, dtype=dtype, device=device)
+        self.right = torch.zeros(count, n, rank, dtype=dtype, device=device)
+        self.has_previous = False
+        # Rows (layer, a) and (layer, b) of every pair a < b of terms, layer by layer.
+        pairs = [(i * n_terms + a, i * n_terms + b) for i in range(len(layers))
+                 for a in range(n_terms) for b in range(a + 1, n_terms)]
+        self.pair_a = torch.tensor([a for a, _ in pairs], dtype=torch.long, device=device)
+        self.pair_b = torch.tensor([b for _, b in pairs], dtype=torch.long, device=device)
 
     def tensors(self) -> list[torch.Tensor]:
-        return []
-
-    def nbytes(self) -> int:
-        return sum(s.nbytes() for s in self.sketches)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"sketches": [s.state_dict() for s in self.sketches], "mass": self.mass}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        for sketch, saved in zip(self.sketches, state["sketches"]):
-            sketch.load_state_dict(saved)
-        self.mass = float(state["mass"])
-
-
-BACKENDS = {"three_sketch": ThreeSketchBank, "fd": FrequentDirectionsBank}
+        return self.bank.tensors() + [self.left, self.right, self.pair_a, self.pair_b]

@@ -99,25 +99,29 @@ class DecimatedHistory:
 
 
 # Statistics a check records: (name, kind), kind = "term" (per layer × term), "pair" (per layer
-# × pair of terms a|b), "other" (per layer × term other than the imbalance reference). The
-# imbalance and cosine also get a network-wide column (layer "all").
-CHECK_STATS = (("norm", "term"), ("imbalance", "other"), ("cosine", "pair"))
-# Read from the sketches every spectral_every checks and carried in between.
+# × pair of terms a|b), "other" (per layer × term other than the imbalance reference), "terms"
+# (per layer, all terms together). The imbalance, cosine and alignment also get a
+# network-wide column (layer "all"); pairs and alignment exist only with two terms or more.
+CHECK_STATS = (("norm", "term"), ("imbalance", "other"), ("cosine", "pair"),
+               ("alignment", "terms"))
+# Read from Ḡ's spectra every spectral_every checks and carried in between.
 SPECTRAL_STATS = (("ema_norm", "term"), ("snr", "term"), ("erank", "term"),
                   ("drift", "term"), ("subspace_angle", "pair"))
+_NETWORK_WIDE = ("imbalance", "cosine", "alignment")
 
 
 def history_columns(layers: Sequence[str], terms: Sequence[str],
                     reference: str) -> list[tuple[str, str, str]]:
-    """History columns (statistic, layer, term or "a|b"), in the order a check writes them:
-    the losses (layer ""), then :data:`CHECK_STATS`, then :data:`SPECTRAL_STATS`."""
+    """History columns (statistic, layer, term or "a|b" or "all"), in the order a check writes
+    them: the losses (layer ""), then :data:`CHECK_STATS`, then :data:`SPECTRAL_STATS`."""
     pairs = [f"{a}|{b}" for i, a in enumerate(terms) for b in terms[i + 1:]]
-    per_kind = {"term": list(terms), "pair": pairs, "other": [t for t in terms if t != reference]}
+    per_kind = {"term": list(terms), "pair": pairs, "terms": ["all"] if pairs else [],
+                "other": [t for t in terms if t != reference]}
     columns = [("loss", "", t) for t in terms]
     for stats in (CHECK_STATS, SPECTRAL_STATS):
         for stat, kind in stats:
             columns += [(stat, layer, key) for layer in layers for key in per_kind[kind]]
-            if stat in ("imbalance", "cosine"):
+            if stat in _NETWORK_WIDE:
                 columns += [(stat, "all", key) for key in per_kind[kind]]
     return columns
 

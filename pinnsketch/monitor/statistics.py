@@ -5,29 +5,40 @@ monitor, the tests and the diagnosis compute them the same way. Definitions (MET
 G is the gradient ∂L_τ/∂W_ℓ of one loss term τ with respect to one weight matrix, d_out × d_in,
 and Ḡ its bias-corrected exponential moving average over checks):
 
-- **norm**: ‖G‖_F (exact, every check); **EMA norm**: ‖Ḡ‖_F (from the sketch).
-- **diversity**: effective rank exp(H(p)), p_j = σ_j² / Σσ², of Ḡ's singular values σ
-  (1 for a rank-one matrix, min(d_out, d_in) for a flat spectrum); stable rank Σσ²/σ₁².
-- **stability** (drift): the largest principal angle, in degrees, between the leading
-  singular subspaces of Ḡ at two successive spectral evaluations (left and right
-  subspaces; the larger of the two). 0° is a frozen subspace, 90° a new one.
-- **alignment**: cos(vec G_a, vec G_b) between two terms per layer and over the whole network,
-  the largest principal angle between their leading subspaces, and the alignment score of
-  Wang et al. 2025, A = 2‖mean_τ G_τ/‖G_τ‖‖² − 1 (1: all terms agree, −1: two opposed).
+Exact every check (from the gradients themselves):
+
+- **norm**: ‖G‖_F.
+- **cosine**: cos(vec G_a, vec G_b) between two terms, per layer and over the whole network.
+- **alignment**: the alignment score of Wang et al. 2025, A = 2‖mean_τ G_τ/‖G_τ‖‖² − 1 over
+  all T terms, per layer and network-wide, in [−1, 1] (1: all terms agree; two exactly
+  opposed terms give −1; T orthogonal terms 2/T − 1).
 - **imbalance** (Wang, Teng & Perdikaris 2021, Algorithm 1): λ̂ = max|∇_W L_ref| / mean|∇_W L_τ|
   per layer (their Algorithm takes max and mean over all weights; the network-wide value is
   kept too). L_ref is the PDE residual term; the gradients are those of the unweighted terms,
   so λ̂ is the weight their learning-rate annealing would give τ.
-- **SNR**: ‖Ḡ‖_F / sqrt(EMA of ‖G‖²_F) ∈ [0, 1] — near 1 the term pushes the layer in a
-  consistent direction, near 0 its gradient is noise that averages out.
+
+Of Ḡ, read every ``spectral_every`` checks — exact where the monitor keeps Ḡ, estimates
+where it keeps a sketch (``notes/monitor.md`` gives their error on real PINN gradients):
+
+- **EMA norm**: ‖Ḡ‖_F.
+- **SNR**: ‖Ḡ‖_F / sqrt(EMA of ‖G‖²_F) ∈ [0, 1] (the bound is Jensen's inequality; a sketch's
+  estimate is clipped at 1) — near 1 the term pushes the layer in a consistent direction,
+  near 0 its gradient is noise that averages out.
+- **effective rank** (erank): exp(H(p)), p_j = σ_j² / Σ_{i≤r} σ_i², of Ḡ's r leading
+  singular values (r the monitor's rank clipped to the layer): in [1, r], 1 for a rank-one
+  Ḡ, r for r equal leading values. Taken over the leading r, not the whole spectrum,
+  because that is the part a rank-r sketch estimates well.
+- **drift**: the largest principal angle, in degrees, between the leading rank-r singular
+  subspaces of Ḡ at two successive spectral evaluations (left and right subspaces; the
+  larger of the two). 0° is a frozen subspace, 90° a new one.
+- **subspace angle**: the same angle between two terms' leading subspaces.
 """
 from __future__ import annotations
 
 import math
 import torch
 
-__all__ = ["alignment_score", "effective_rank", "largest_angle", "principal_angles",
-           "stable_rank"]
+__all__ = ["alignment_score", "effective_rank", "largest_angle"]
 
 _TINY = 1e-30  # guards divisions by an exactly-zero norm (an unused layer or a solved term)
 
@@ -46,26 +57,6 @@ def effective_rank(sigma: torch.Tensor) -> torch.Tensor:
     p = energy / total
     entropy = -(p * torch.log(p.clamp_min(_TINY))).sum(-1)
     return torch.where(total.squeeze(-1) > 0, entropy.exp(), torch.full_like(entropy, math.nan))
-
-
-def stable_rank(sigma: torch.Tensor) -> torch.Tensor:
-    """Σσ²/σ₁² of singular values ``(..., k)`` sorted in descending order; ``(...)``."""
-    energy = sigma.square()
-    return energy.sum(-1) / energy[..., 0].clamp_min(_TINY)
-
-
-def principal_angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Principal angles in degrees between the column spans of ``a`` and ``b``.
-
-    Args:
-        a, b: orthonormal bases ``(..., d, r_a)`` and ``(..., d, r_b)``.
-
-    Returns:
-        ``(..., min(r_a, r_b))`` angles in [0, 90], ascending (cosines are the singular
-        values of aᵀb, Björck & Golub 1973).
-    """
-    cosines = torch.linalg.svdvals(a.transpose(-1, -2) @ b).clamp(0.0, 1.0)  # descending
-    return torch.rad2deg(torch.arccos(cosines))
 
 
 def largest_angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

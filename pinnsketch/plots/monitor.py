@@ -15,12 +15,13 @@ __all__ = ["STATISTIC_PLOTS", "monitor_figures"]
 # statistic -> (title, colour scale, colour map); "log" scales use the positive values' range.
 STATISTIC_PLOTS = {
     "norm": ("gradient norm ‖G‖_F (exact)", "log", "viridis"),
-    "ema_norm": ("EMA gradient norm ‖Ḡ‖_F (sketch)", "log", "viridis"),
+    "ema_norm": ("EMA gradient norm ‖Ḡ‖_F", "log", "viridis"),
     "snr": ("signal-to-noise ‖Ḡ‖ / √EMA‖G‖²", (0.0, 1.0), "magma"),
-    "erank": ("effective rank of Ḡ (diversity)", "linear", "cividis"),
+    "erank": ("effective rank of Ḡ's leading r singular values", "linear", "cividis"),
     "drift": ("subspace drift between spectral checks [°] (stability)", (0.0, 90.0), "inferno"),
     "imbalance": ("imbalance λ̂ = max|∇L_ref| / mean|∇L_τ| (Wang et al. 2021)", "log", "viridis"),
-    "cosine": ("cosine between terms' gradients (alignment)", (-1.0, 1.0), "RdBu"),
+    "cosine": ("cosine between terms' gradients", (-1.0, 1.0), "RdBu"),
+    "alignment": ("alignment score of all terms (Wang et al. 2025)", (-1.0, 1.0), "RdBu"),
     "subspace_angle": ("largest principal angle between terms' subspaces [°]", (0.0, 90.0),
                        "inferno"),
 }
@@ -66,7 +67,8 @@ def monitor_figures(history, *, title: str = "") -> dict[str, Figure]:
     edges = _edges(history.steps)
     layers = history.layers
     for stat, (name, scale, cmap) in STATISTIC_PLOTS.items():
-        keys = [k for k in (*history.terms, *history.pairs) if history.has(stat, layers[0], k)]
+        keys = [k for k in (*history.terms, *history.pairs, "all")
+                if history.has(stat, layers[0], k)]
         if not keys:
             continue
         panels = {k: np.stack([history.series(stat, layer, k) for layer in layers]) for k in keys}
@@ -85,7 +87,7 @@ def monitor_figures(history, *, title: str = "") -> dict[str, Figure]:
             ax.invert_yaxis()
             ax.set_xlabel("step")
             ax.set_ylabel("layer")
-            ax.set_title(key.replace("|", " vs "))
+            ax.set_title("all terms" if key == "all" else key.replace("|", " vs "))
         fig.colorbar(mesh, ax=axes[0].tolist())
         fig.suptitle(prefix + name)
         figures[f"monitor_{stat}"] = fig

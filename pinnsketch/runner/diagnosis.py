@@ -1,18 +1,20 @@
-"""The monitor's report in a run folder: ``diagnosis.md`` and ``plots/monitor_*.png``."""
+"""The monitor's report in a run folder: ``diagnosis.md``, ``diagnosis.json`` and
+``plots/monitor_*.png``."""
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from pinnsketch.diagnosis import diagnose, render_report
+from pinnsketch.diagnosis import diagnose, render_report, report_data
 from pinnsketch.errors import ConfigError
 from pinnsketch.monitor import SketchMonitor
 from pinnsketch.plots import monitor_figures
 from pinnsketch.runner.resume import saved_config
 from pinnsketch.runner.run_dir import RunDir
 
-__all__ = ["diagnose_run", "write_report"]
+__all__ = ["diagnose_run", "monitor_summary", "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +23,8 @@ def write_report(run_dir: str | Path, monitor: SketchMonitor,
                  metrics: Sequence[Mapping[str, Any]] = (), *,
                  weights: Mapping[str, float] | None = None,
                  figures: bool | None = None) -> str:
-    """Diagnose ``monitor`` and write ``RUN_DIR/diagnosis.md`` (and the monitor figures).
+    """Diagnose ``monitor``; write ``RUN_DIR/diagnosis.md``, ``diagnosis.json`` (and the
+    monitor figures).
 
     Args:
         run_dir: the run folder (created if missing).
@@ -46,12 +49,26 @@ def write_report(run_dir: str | Path, monitor: SketchMonitor,
     if figures:
         for name, figure in monitor_figures(history, title=folder.path.name).items():
             paths.append(str(folder.save_figure(name, figure).relative_to(folder.path)))
+    summary = monitor_summary(monitor)
     text = render_report(findings, history, title=folder.path.name,
                          monitor_config=monitor.config_dict(), weights=weights,
-                         metrics=metrics, figures=paths)
+                         monitor_summary=summary, metrics=metrics, figures=paths)
     folder.write_text(folder.diagnosis_path.name, text)
+    data = json.dumps(report_data(findings, summary), indent=2, allow_nan=False)
+    folder.write_text(folder.diagnosis_json_path.name, data + "\n")
     log.info("diagnosis: %d finding(s), written to %s", len(findings), folder.diagnosis_path)
     return text
+
+
+def monitor_summary(monitor: SketchMonitor) -> dict[str, Any]:
+    """The monitor's configuration, cadence and checks per phase, and memory, as plain data."""
+    config, memory = monitor.config_dict(), monitor.memory()
+    return {"backend": config["backend"], "rank": config["rank"], "beta": config["beta"],
+            "cadence": {"adam": {"every_steps": config["every"]},
+                        "after_adam": {"every_evaluations": config["quasi_newton_every"]}},
+            "checks": dict(monitor.checks_by_phase),
+            "memory_bytes": {k: v for k, v in memory.items() if k != "layers"},
+            "layers": memory["layers"]}
 
 
 def diagnose_run(run_dir: str | Path) -> str:

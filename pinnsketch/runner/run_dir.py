@@ -49,6 +49,7 @@ class RunDir:
     summary_path = property(lambda self: self.path / "summary.json")
     problem_path = property(lambda self: self.path / "problem.json")
     diagnosis_path = property(lambda self: self.path / "diagnosis.md")
+    diagnosis_json_path = property(lambda self: self.path / "diagnosis.json")
     plots_path = property(lambda self: self.path / "plots")
 
     def holds_run(self) -> bool:

@@ -68,7 +68,7 @@ def build_monitor(config: MonitorConfig, model: torch.nn.Module, terms: Sequence
     """The monitor of a ``monitor`` section over ``model``'s Linear layers.
 
     Args:
-        config: the section (rank, beta, every, backend, terms, layers, history).
+        config: the section (rank, beta, cadences, backend, terms, layers, history).
         model: the network; ``config.layers`` selects its Linear layers (empty: all).
         terms: the run's loss terms; ``config.terms`` selects among them (empty: all).
         seed: the monitor's stream; the sketches' test matrices are drawn from it.
@@ -77,6 +77,7 @@ def build_monitor(config: MonitorConfig, model: torch.nn.Module, terms: Sequence
     history = config.history + config.history % 2  # decimation halves an even row count
     return SketchMonitor.for_module(model, chosen, layers=config.layers, rank=config.rank,
                                     beta=config.beta, every=config.every,
+                                    quasi_newton_every=config.quasi_newton_every,
                                     backend=config.backend, history=history, seed=seed)
 
 

@@ -34,9 +34,11 @@ class Trainer:
         terms: loss terms of this run, e.g. ``("pde", "bc", "ic", "data")``.
         observations: data rows ``(N, d + 1)`` for the ``data`` term, or None.
         device, dtype: where and in which precision the batch lives.
-        monitor: an object with ``every``, ``state_dict``/``load_state_dict`` and
-            ``observe(step, losses {term: float}, grads {term: {"layer<i>": G (d_out×d_in)}})``
-            (a :class:`pinnsketch.monitor.SketchMonitor`), or None.
+        monitor: an object with the cadences ``every`` (Adam steps) and
+            ``quasi_newton_every`` (evaluations of the phase after Adam; 0: none),
+            ``state_dict``/``load_state_dict`` and ``observe(step, losses {term: float},
+            grads {term: {"layer<i>": G (d_out×d_in)}}, phase=name)`` (a
+            :class:`pinnsketch.monitor.SketchMonitor`), or None.
         extra_parameters: trainable tensors besides the model's (e.g. unknown PDE
             coefficients).
         sketched_data: a :class:`pinnsketch.sketch.sketched_grad.SketchedGradient` whose
@@ -94,6 +96,7 @@ class Trainer:
         self.adam_done = 0
         self.lbfgs_done = 0
         self.lbfgs_stop: str | None = None  # why L-BFGS stopped before its budget, if it did
+        self.quasi_newton_evaluations = 0  # objective evaluations after Adam: the check cadence
         self.last_losses: dict[str, float] = {}
         self._batch64: dict[str, torch.Tensor] = {}
         self.batch: dict[str, torch.Tensor] = {}
@@ -168,9 +171,10 @@ class Trainer:
                     self.terms[0])
         raise NonFiniteLoss(bad_step, term, losses[self.terms.index(term)])
 
-    def _backward(self, losses: Mapping[str, torch.Tensor], total: torch.Tensor,
-                  stop: bool) -> tuple[dict[str, torch.Tensor], bool]:
-        """Fill ``.grad`` with ∇_θ total; on monitor steps per term, via explicit autograd.
+    def _backward(self, losses: Mapping[str, torch.Tensor], total: torch.Tensor, stop: bool,
+                  observe: bool, phase: str, step: int) -> tuple[dict[str, torch.Tensor], bool]:
+        """Fill ``.grad`` with ∇_θ total; if ``observe``, per term via explicit autograd, and
+        hand the monitor those gradients as a check of ``phase`` at ``step``.
 
         Per-term gradients come from ``torch.autograd.grad(L_τ, θ, retain_graph=True)``,
         not module hooks (building residuals with ``create_graph=True`` fires those too).
@@ -183,8 +187,6 @@ class Trainer:
             together with the gradients (averaging each term's gradient averages their
             weighted sum too, by linearity).
         """
-        monitor = self.monitor
-        observe = monitor is not None and self.step % monitor.every == 0
         per_term = {}
         if observe:
             for i, term in enumerate(self.terms):
@@ -211,7 +213,8 @@ class Trainer:
                                   else torch.zeros_like(self.parameters[j])
                                   for name, j in self._layer_weights.items()}
                            for term, term_grads in per_term.items()}
-            monitor.observe(self.step, {t: float(v) for t, v in reported.items()}, layer_grads)
+            self.monitor.observe(step, {t: float(v) for t, v in reported.items()}, layer_grads,
+                                 phase=phase)
         return reported, stop
 
     def evaluate_losses(self) -> dict[str, float]:
@@ -250,7 +253,8 @@ class Trainer:
         self.adam.zero_grad(set_to_none=True)
         losses = self.losses()
         total = weighted_total(losses, self.weights)
-        reported, stop = self._backward(losses, total, stop)
+        observe = self.monitor is not None and self.step % self.monitor.every == 0
+        reported, stop = self._backward(losses, total, stop, observe, "adam", self.step)
         self._track_finite(reported)
         self.adam.step()
         if self.schedule is not None:
@@ -272,18 +276,18 @@ class Trainer:
             NonFiniteLoss: if the objective became NaN/inf.
         """
         last: dict[str, torch.Tensor] = {}
+        cadence = self.monitor.quasi_newton_every if self.monitor is not None else 0
 
         def closure():
             self.lbfgs.zero_grad(set_to_none=True)
             losses = self.losses()
             total = weighted_total(losses, self.weights)
-            total.backward()
-            reported = {t: v.detach() for t, v in losses.items()}
-            if self.distributed is not None:  # one all-reduce: gradients and losses
-                stacked = torch.stack(list(reported.values()))
-                self.distributed.average_([p.grad for p in self.parameters
-                                           if p.grad is not None] + [stacked])
-                reported = dict(zip(reported, stacked))
+            observe = bool(cadence) and self.quasi_newton_evaluations % cadence == 0
+            # The step of the iteration this evaluation belongs to (within one).
+            step = self.step + state.get("n_iter", 0) - before
+            reported, _ = self._backward(losses, total, False, observe,
+                                         self.config.quasi_newton, step)
+            self.quasi_newton_evaluations += 1
             total = weighted_total(reported, self.weights)
             last.update(losses=reported, total=total)
             return total
@@ -352,6 +356,7 @@ class Trainer:
         state = {
             "step": self.step, "adam_done": self.adam_done, "lbfgs_done": self.lbfgs_done,
             "lbfgs_stop": self.lbfgs_stop, "last_losses": dict(self.last_losses),
+            "quasi_newton_evaluations": self.quasi_newton_evaluations,
             "model": self.model.state_dict(),
             "extra_parameters": [p.detach().clone() for p in
                                  self.parameters[len(list(self.model.parameters())):]],
@@ -371,6 +376,7 @@ class Trainer:
         self._step_t.fill_(self.step)
         self.lbfgs_done = state["lbfgs_done"]
         self.lbfgs_stop = state["lbfgs_stop"]
+        self.quasi_newton_evaluations = state["quasi_newton_evaluations"]
         self.last_losses = dict(state["last_losses"])
         self.model.load_state_dict(state["model"])
         n_model = len(list(self.model.parameters()))
