@@ -1,6 +1,8 @@
 """Shared test settings: named tolerances per dtype, and tiny-run helpers."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -24,3 +26,16 @@ def tiny_overrides(adam: int = 20, lbfgs: int = 0, eval_every: int = 10) -> list
             f"train.eval_every={eval_every}", "train.checkpoint_every=10",
             "sampling.interior=64", "sampling.boundary=16", "sampling.initial=16",
             "model.width=8", "model.depth=2", "output.progress=false"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _reference_cache(tmp_path_factory):
+    # Cached references (Allen–Cahn) go to a per-session folder, never the user's cache.
+    folder = tmp_path_factory.mktemp("reference-cache")
+    previous = os.environ.get("PINNSKETCH_CACHE")
+    os.environ["PINNSKETCH_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("PINNSKETCH_CACHE", None)
+    else:
+        os.environ["PINNSKETCH_CACHE"] = previous

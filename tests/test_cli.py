@@ -53,7 +53,8 @@ def test_problems_lists_builtins(capsys):
     status, out, _ = _main(capsys, "problems")
     assert status == 0
     first_words = [line.split()[0] for line in out.splitlines() if line and not line[0].isspace()]
-    assert first_words == ["burgers", "burgers_identification", "heat", "heat2d", "poisson"]
+    assert first_words == ["allen_cahn", "burgers", "burgers_identification", "convection",
+                           "heat", "heat2d", "helmholtz2d", "poisson", "reaction", "wave"]
 
 
 BAD_INPUT = [

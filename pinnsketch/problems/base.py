@@ -4,9 +4,16 @@ A problem names its loss terms and returns a **dict of residuals per term** (nev
 loss), so the monitor can tell the terms apart. Built-in terms:
 
 - ``pde``: 𝒩[u](z) − f(z) at interior points,
-- ``bc``:  u(z) − g(z) on the spatial boundary,
+- ``bc``:  u(z) − g(z) on the spatial boundary (Dirichlet, by default; a problem may
+  override :meth:`Problem.boundary_residual`, e.g. with a periodic or Neumann condition),
 - ``ic``:  u(z) − u₀(z) on the initial slice (evolution problems),
 - ``data``: u(z) − u_obs at observation points; its batch rows are ``(z..., u_obs)``.
+
+A problem may name further condition terms (e.g. ``ic_t``, the initial velocity of a wave):
+it adds them to :attr:`Problem.term_measures` (the measure their points are drawn from) and
+to :meth:`Problem.physics_terms`, and computes them in :meth:`Problem.condition_residual`.
+A residual is ``(N,)``, or ``(N, k)`` for k conditions per point (a periodic pair: values
+and slopes); its loss is the mean square over all entries.
 
 With hard constraints the output transform satisfies ``bc`` and ``ic`` exactly and those
 terms are dropped. A problem takes points and counts, never configuration objects.
@@ -27,7 +34,10 @@ import torch
 from pinnsketch.domain import Domain
 from pinnsketch.sampling import Sampler
 
-__all__ = ["NoOptions", "Problem"]
+__all__ = ["NoOptions", "Problem", "TERM_MEASURES"]
+
+# The measure (a Sampler method) the points of each built-in term are drawn from.
+TERM_MEASURES = {"pde": "interior", "bc": "boundary", "ic": "initial"}
 
 # Default points per plotting axis of a problem without an evaluation grid (≈ 65k points).
 _PLOT_POINTS = {1: 1024, 2: 256, 3: 40}
@@ -51,6 +61,7 @@ class Problem(abc.ABC):
 
     Options: ClassVar[type] = NoOptions
     input_names: ClassVar[tuple[str, ...]]
+    term_measures: ClassVar[Mapping[str, str]] = TERM_MEASURES
     domain: Domain
     reference: Callable[[np.ndarray], np.ndarray] | None = None
     evaluation_grid: Callable[[], tuple[np.ndarray, tuple[int, ...]]] | None = None
@@ -67,24 +78,27 @@ class Problem(abc.ABC):
 
     def collocation(self, sampler: Sampler,
                     counts: Mapping[str, int]) -> dict[str, torch.Tensor]:
-        """Fresh float64 point sets ``(counts[term], d)`` for each physics term in ``counts``
-        (``pde`` interior, ``bc`` spatial boundary, ``ic`` initial slice), in that order."""
-        draw = {"pde": sampler.interior, "bc": sampler.boundary, "ic": sampler.initial}
-        return {term: draw[term](n) for term, n in counts.items() if term in draw}
+        """Fresh float64 point sets ``(counts[term], d)`` for each physics term in ``counts``,
+        drawn from the term's measure (:attr:`term_measures`), in the order of ``counts``."""
+        return {term: getattr(sampler, self.term_measures[term])(n)
+                for term, n in counts.items() if term in self.term_measures}
 
     def residuals(self, model: torch.nn.Module,
                   batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Residual ``(N_term,)`` of each term in ``batch`` (same keys, same order)."""
+        """Residual ``(N_term,)`` or ``(N_term, k)`` of each term in ``batch`` (same keys,
+        same order)."""
         out = {}
         for term, points in batch.items():
             if term == "pde":
                 out[term] = self.pde_residual(model, points)
             elif term == "bc":
-                out[term] = model(points) - self.boundary_value(points)
+                out[term] = self.boundary_residual(model, points)
             elif term == "ic":
-                out[term] = model(points) - self.initial_value(points)
+                out[term] = self.initial_residual(model, points)
             elif term == "data":
                 out[term] = model(points[:, :-1]) - points[:, -1]
+            elif term in self.term_measures:
+                out[term] = self.condition_residual(term, model, points)
             else:
                 raise KeyError(f"problem {type(self).__name__} has no term {term!r}")
         return out
@@ -93,6 +107,20 @@ class Problem(abc.ABC):
     @abc.abstractmethod
     def pde_residual(self, model: torch.nn.Module, points: torch.Tensor) -> torch.Tensor:
         """𝒩[u](z) − f(z) at interior points ``(N, d)`` with exact autograd derivatives."""
+
+    def boundary_residual(self, model: torch.nn.Module, points: torch.Tensor) -> torch.Tensor:
+        """The ``bc`` residual at boundary points ``(N, d)``: u − g (Dirichlet) by default."""
+        return model(points) - self.boundary_value(points)
+
+    def initial_residual(self, model: torch.nn.Module, points: torch.Tensor) -> torch.Tensor:
+        """The ``ic`` residual at initial points ``(N, d)``: u − u₀."""
+        return model(points) - self.initial_value(points)
+
+    def condition_residual(self, term: str, model: torch.nn.Module,
+                           points: torch.Tensor) -> torch.Tensor:
+        """The residual of a further condition term (one added to :attr:`term_measures`)."""
+        raise NotImplementedError(f"{type(self).__name__} names the term {term!r} but "
+                                  f"defines no condition_residual for it")
 
     def boundary_value(self, points: torch.Tensor) -> torch.Tensor:
         """Dirichlet data g on the boundary, ``(N,)``; zero unless overridden."""

@@ -15,18 +15,26 @@ from typing import Iterable
 
 from pinnsketch.errors import ConfigError, suggest
 from pinnsketch.problems.base import Problem
+from pinnsketch.problems.allen_cahn import AllenCahn
 from pinnsketch.problems.burgers import Burgers, BurgersIdentification
+from pinnsketch.problems.failure_modes import Convection, Reaction, Wave
 from pinnsketch.problems.heat import Heat1D, Heat2D
+from pinnsketch.problems.helmholtz import Helmholtz2D
 from pinnsketch.problems.poisson import Poisson
 
 __all__ = ["BUILTIN_PROBLEMS", "problem_source", "resolve_problem_class"]
 
 BUILTIN_PROBLEMS: dict[str, type[Problem]] = {
+    "allen_cahn": AllenCahn,
     "burgers": Burgers,
     "burgers_identification": BurgersIdentification,
+    "convection": Convection,
     "heat": Heat1D,
     "heat2d": Heat2D,
+    "helmholtz2d": Helmholtz2D,
     "poisson": Poisson,
+    "reaction": Reaction,
+    "wave": Wave,
 }
 
 

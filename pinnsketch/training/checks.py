@@ -91,6 +91,12 @@ def check_config(config: RunConfig, problem: Problem | None = None) -> None:
         raise ConfigError(f"model.hard_constraints: problem {name} defines no output transform "
                           f"(set it to false)")
     terms = run_terms(config, problem)
+    measures = ("interior", "boundary", "initial")
+    for term in terms:
+        measure = problem.term_measures.get(term) if term != "data" else "interior"
+        if measure not in measures:
+            raise ConfigError(f"problem {name}: term {term!r} has measure {measure!r} in "
+                              f"term_measures (allowed: {', '.join(measures)})")
     for term, how in config.terms.items():
         if how.gradient == "sketched" and term != "data":
             raise ConfigError(f"terms.{term}.gradient: got 'sketched', but only the data term "
@@ -177,8 +183,10 @@ def check_problem_outputs(problem: Problem, model: torch.nn.Module,
             _check_shape(name, checks[term], problem.initial_value(points), (len(points),))
     residuals = problem.residuals(model, few)
     for term, residual in residuals.items():
+        # (N,) or (N, k): k conditions per point, e.g. a periodic pair of values and slopes.
+        expected = (len(few[term]),) + tuple(residual.shape[1:2])
         _check_shape(name, f"the '{term}' residual" if term not in checks else checks[term],
-                     residual, (len(few[term]),))
+                     residual, expected)
     if problem.has_reference:
         grid, shape = problem.plot_grid()
         if grid.ndim != 2 or grid.shape[1] != problem.domain.dim:

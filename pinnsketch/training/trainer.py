@@ -104,14 +104,15 @@ class Trainer:
         self._step_t = torch.zeros((), dtype=torch.long, device=device)
         self._bad_step = torch.full((), -1, dtype=torch.long, device=device)
         self._bad_losses = torch.zeros(len(terms), dtype=torch.float64, device=device)
-        self._counts = {"pde": sampling.interior, "bc": sampling.boundary,
-                        "ic": sampling.initial}
+        sizes = {"interior": sampling.interior, "boundary": sampling.boundary,
+                 "initial": sampling.initial}
+        self._counts = {t: sizes[problem.term_measures[t]] for t in terms
+                        if t in problem.term_measures}
         self._draw_batch()
 
     # -- batch --------------------------------------------------------------------------------
     def _draw_batch(self, adaptive: bool = False) -> None:
-        counts = {t: n for t, n in self._counts.items() if t in self.terms}
-        self._batch64 = self.problem.collocation(self.sampler, counts)
+        self._batch64 = self.problem.collocation(self.sampler, self._counts)
         if adaptive and "pde" in self._batch64:
             self._batch64["pde"] = self._residual_adaptive_points(self.sampling.interior)
         if self.observations is not None:
