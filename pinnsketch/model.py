@@ -1,4 +1,5 @@
-"""The network u_θ: input normalisation → MLP → optional output transform.
+"""The network u_θ: input normalisation (and periodic embedding) → MLP → optional output
+transform.
 
 The output transform enforces initial/boundary conditions exactly ("hard constraints"):
 ``u(z) = transform(z, N(z))``, e.g. ``−sin(πx) + t(1−x²)·N`` for Burgers.
@@ -6,6 +7,7 @@ The output transform enforces initial/boundary conditions exactly ("hard constra
 from __future__ import annotations
 
 import functools
+import math
 from typing import Callable
 
 import torch
@@ -82,16 +84,25 @@ class PINN(nn.Module):
     """u_θ(z) for points ``z`` of shape ``(N, d)``; returns ``(N,)``.
 
     Args:
-        mlp: the network proper, ``d → 1``.
+        mlp: the network proper, ``d + len(periodic) → 1``.
         lows, highs: domain corners; when given, inputs are mapped affinely to [−1, 1]^d.
         output_transform: ``(z (N, d), raw (N,)) → u (N,)`` enforcing constraints, or None.
+        periodic: ``{axis: period}``: those inputs enter as (cos 2πz/P, sin 2πz/P) instead
+            of z, so u_θ is exactly P-periodic in them (the MLP sees one more input each).
     """
 
     def __init__(self, mlp: MLP, lows: tuple[float, ...] | None = None,
                  highs: tuple[float, ...] | None = None,
-                 output_transform: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
+                 output_transform: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                 periodic: dict[int, float] | None = None):
         super().__init__()
         self.mlp = mlp
+        periodic = dict(periodic or {})
+        self.periodic_axes = sorted(periodic)
+        if self.periodic_axes:
+            self.register_buffer("frequency", torch.tensor(
+                [2 * math.pi / periodic[a] for a in self.periodic_axes],
+                dtype=torch.get_default_dtype()))
         self.normalize = lows is not None
         if self.normalize:
             lows_t = torch.tensor(lows, dtype=torch.get_default_dtype())
@@ -107,6 +118,10 @@ class PINN(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         inputs = z * self.scale + self.shift if self.normalize else z
+        if self.periodic_axes:
+            angles = z[:, self.periodic_axes] * self.frequency
+            others = [a for a in range(z.shape[1]) if a not in self.periodic_axes]
+            inputs = torch.cat([inputs[:, others], torch.cos(angles), torch.sin(angles)], dim=1)
         raw = self.mlp(inputs).squeeze(-1)
         if self.output_transform is not None:
             return self.output_transform(z, raw)

@@ -21,7 +21,7 @@ from pinnsketch.sampling import UNIT_SAMPLERS
 # The phase after Adam: torch's L-BFGS or one of the dense updates of pinnsketch.optim.
 QUASI_NEWTON_METHODS = ("lbfgs",) + QUASI_NEWTON_UPDATES
 
-__all__ = ["DISTRIBUTED_BACKENDS", "DTYPES", "ModelConfig", "MonitorConfig", "ObservationConfig",
+__all__ = ["CausalConfig", "DISTRIBUTED_BACKENDS", "DTYPES", "ModelConfig", "MonitorConfig", "ObservationConfig",
            "OutputConfig", "ProblemConfig", "RunConfig", "SamplingConfig", "TermGradientConfig",
            "TrainConfig"]
 
@@ -68,7 +68,13 @@ class ProblemConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Fully connected network u_θ: inputs → ``depth`` hidden layers of ``width`` → 1."""
+    """Fully connected network u_θ: inputs → ``depth`` hidden layers of ``width`` → 1.
+
+    ``periodic`` (``{input name: period}``) feeds those inputs as (cos 2πz/P, sin 2πz/P): the
+    network is then exactly periodic in them and the problem's periodic ``bc`` term is
+    dropped, as hard constraints drop theirs. Only for inputs, and with the periods, that
+    the problem declares (``Problem.periodic_inputs``).
+    """
 
     width: int = _option(20, low=1)
     depth: int = _option(3, low=1)
@@ -76,6 +82,7 @@ class ModelConfig:
     init: str = _option("xavier_normal", choices=INITIALIZERS)
     normalize_inputs: bool = True
     hard_constraints: bool = False
+    periodic: Mapping[str, float] = _option(low=0.0, strict_low=True, default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,18 @@ class SamplingConfig:
 
 
 @dataclass(frozen=True)
+class CausalConfig:
+    """Causal training of evolution problems (Wang, Sankaran & Perdikaris 2024): the pde
+    loss split into ``chunks`` time slabs weighted w_i = exp(−tolerance Σ_{k<i} L_k), the
+    weights not back-propagated; ``chunks`` 0 turns it off. It weights the Adam phase; the
+    phase after Adam minimises the unweighted loss (a line search needs one fixed
+    objective, and the weights move with every evaluation)."""
+
+    chunks: int = _option(0, low=0)
+    tolerance: float = _option(1.0, low=0.0)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Optimisation schedule: Adam for ``adam_steps``, then L-BFGS for ``lbfgs_steps``.
 
@@ -127,6 +146,7 @@ class TrainConfig:
         lbfgs_tolerance_grad / lbfgs_tolerance_change: stopping tolerances of that phase.
         distributed_backend: process-group backend under torchrun; ``auto`` is nccl on
             CUDA and gloo on CPU.
+        causal: causal weighting of the pde loss in the Adam phase (:class:`CausalConfig`).
     """
 
     adam_steps: int = _option(10000, low=0)
@@ -146,6 +166,7 @@ class TrainConfig:
     lbfgs_tolerance_grad: float = _option(1e-9, low=0.0)
     lbfgs_tolerance_change: float = _option(1e-12, low=0.0)
     distributed_backend: str = _option("auto", choices=DISTRIBUTED_BACKENDS)
+    causal: CausalConfig = field(default_factory=CausalConfig)
 
 
 @dataclass(frozen=True)

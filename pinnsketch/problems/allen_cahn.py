@@ -42,6 +42,7 @@ class AllenCahn(Problem):
     Options = AllenCahnOptions
     input_names = ("x", "t")
     domain = Domain((-1.0,), (1.0,), time=(0.0, 1.0))
+    periodic_inputs = {"x": 2.0}
 
     def __init__(self, options=None):
         super().__init__(options)

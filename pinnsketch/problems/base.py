@@ -62,6 +62,8 @@ class Problem(abc.ABC):
     Options: ClassVar[type] = NoOptions
     input_names: ClassVar[tuple[str, ...]]
     term_measures: ClassVar[Mapping[str, str]] = TERM_MEASURES
+    # {input name: period} of a problem whose ``bc`` term is periodicity in those inputs.
+    periodic_inputs: ClassVar[Mapping[str, float]] = {}
     domain: Domain
     reference: Callable[[np.ndarray], np.ndarray] | None = None
     evaluation_grid: Callable[[], tuple[np.ndarray, tuple[int, ...]]] | None = None

@@ -57,6 +57,7 @@ class Convection(Problem):
     Options = ConvectionOptions
     input_names = ("x", "t")
     domain = _PERIODIC
+    periodic_inputs = {"x": 2 * math.pi}
 
     def pde_residual(self, model, points):
         du = gradient(model(points), points)
@@ -96,6 +97,7 @@ class Reaction(Problem):
     Options = ReactionOptions
     input_names = ("x", "t")
     domain = _PERIODIC
+    periodic_inputs = {"x": 2 * math.pi}
 
     def pde_residual(self, model, points):
         u = model(points)

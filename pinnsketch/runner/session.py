@@ -238,7 +238,7 @@ class _Session:
                 "step": trainer.step, "phase": phase, "loss": dict(losses),
                 "loss_total": sum(trainer.weights[t] * v for t, v in losses.items()),
                 "rel_l2": self.rel_l2, "lr": trainer.adam.param_groups[0]["lr"],
-                "wall_s": self.wall(), **self.problem.metrics()})
+                "wall_s": self.wall(), **self.problem.metrics(), **trainer.metrics()})
             postfix = {t: f"{v:.2e}" for t, v in losses.items()}
             if self.rel_l2 is not None:
                 postfix["rel_l2"] = f"{self.rel_l2:.2e}"

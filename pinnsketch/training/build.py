@@ -53,14 +53,17 @@ def build_model(config: RunConfig, problem: Problem) -> PINN:
     """The network of ``config.model`` for ``problem`` (CPU, default dtype; cast by caller)."""
     model_cfg = config.model
     generator = torch.Generator().manual_seed(seed_streams(config.train.seed)["model"])
-    mlp = MLP(problem.domain.dim, 1, model_cfg.width, model_cfg.depth,
+    periodic = {problem.input_names.index(name): period
+                for name, period in model_cfg.periodic.items()}
+    mlp = MLP(problem.domain.dim + len(periodic), 1, model_cfg.width, model_cfg.depth,
               activation=ACTIVATIONS[model_cfg.activation],
               init=INITIALIZERS[model_cfg.init], generator=generator)
     domain = problem.domain
     return PINN(mlp,
                 lows=domain.lows if model_cfg.normalize_inputs else None,
                 highs=domain.highs if model_cfg.normalize_inputs else None,
-                output_transform=problem.output_transform if model_cfg.hard_constraints else None)
+                output_transform=problem.output_transform if model_cfg.hard_constraints else None,
+                periodic=periodic)
 
 
 def build_monitor(config: MonitorConfig, model: torch.nn.Module, terms: Sequence[str], *,

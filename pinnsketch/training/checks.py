@@ -77,6 +77,8 @@ def build_problem(config: RunConfig, problem: Problem | None = None) -> Problem:
 def run_terms(config: RunConfig, problem: Problem) -> tuple[str, ...]:
     """The loss terms of this run: the problem's physics terms, plus ``data`` with observations."""
     terms = problem.physics_terms(config.model.hard_constraints)
+    if config.model.periodic:  # the embedding makes the periodic bc term hold exactly
+        terms = tuple(t for t in terms if t != "bc")
     if config.problem.observations.count > 0:
         terms += ("data",)
     return terms
@@ -90,6 +92,7 @@ def check_config(config: RunConfig, problem: Problem | None = None) -> None:
     if config.model.hard_constraints and not problem.has_output_transform:
         raise ConfigError(f"model.hard_constraints: problem {name} defines no output transform "
                           f"(set it to false)")
+    _check_periodic(config, problem)
     terms = run_terms(config, problem)
     measures = ("interior", "boundary", "initial")
     for term in terms:
@@ -121,6 +124,13 @@ def check_config(config: RunConfig, problem: Problem | None = None) -> None:
         raise ConfigError(f"monitor.layers: got {list(bad)}, layer indices must be in "
                           f"[0, {n_layers - 1}] for a network of depth {config.model.depth}")
     _check_dense_hessian(config, problem)
+    if config.train.causal.chunks:
+        if problem.domain.time is None:
+            raise ConfigError(f"train.causal.chunks: got {config.train.causal.chunks}, but "
+                              f"{name} is steady (no time axis to order the loss by); set 0")
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError("train.causal: single-process only for now (each rank's slab "
+                              "losses would give different weights); run without torchrun")
     sampling = config.sampling
     if sampling.adaptive != "none" and sampling.adaptive_candidates < sampling.interior:
         raise ConfigError(f"sampling.adaptive_candidates: got {sampling.adaptive_candidates}, "
@@ -135,10 +145,27 @@ def check_config(config: RunConfig, problem: Problem | None = None) -> None:
                           "(run without torchrun, or use 'exact')")
 
 
+def _check_periodic(config: RunConfig, problem: Problem) -> None:
+    declared, name = dict(problem.periodic_inputs), type(problem).__name__
+    for key, period in config.model.periodic.items():
+        if key not in declared:
+            raise ConfigError(
+                f"model.periodic.{key}: {name} is not periodic in {key!r} (periodic inputs: "
+                f"{', '.join(f'{k} (period {v:g})' for k, v in declared.items()) or 'none'})")
+        if abs(period - declared[key]) > 1e-12 * declared[key]:
+            raise ConfigError(f"model.periodic.{key}: got period {period!r}, {name} is "
+                              f"periodic in {key!r} with period {declared[key]!r}")
+    missing = sorted(set(declared) - set(config.model.periodic))
+    if config.model.periodic and missing:
+        raise ConfigError(f"model.periodic: embeds {sorted(config.model.periodic)} but not "
+                          f"{missing}, whose periodicity the bc term it drops also holds")
+
+
 def parameter_count(config: RunConfig, problem: Problem) -> int:
     """Trainable numbers of the run: the MLP's weights and biases plus the problem's
     unknown coefficients."""
-    network = mlp_parameter_count(problem.domain.dim, 1, config.model.width, config.model.depth)
+    in_dim = problem.domain.dim + len(config.model.periodic)
+    network = mlp_parameter_count(in_dim, 1, config.model.width, config.model.depth)
     return network + sum(p.numel() for p in problem.parameters())
 
 

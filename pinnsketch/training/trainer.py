@@ -19,6 +19,7 @@ from pinnsketch.errors import NonFiniteLoss
 from pinnsketch.optim import QuasiNewton
 from pinnsketch.problems.base import Problem
 from pinnsketch.sampling import Sampler
+from pinnsketch.training.causal import CausalWeights
 from pinnsketch.training.objective import term_losses, weighted_total
 
 __all__ = ["Trainer"]
@@ -67,6 +68,10 @@ class Trainer:
         self.weights = {term: float(train.weights.get(term, 1.0)) for term in terms}
         self.device, self.dtype = device, dtype
         self.monitor = monitor
+        time = problem.domain.time
+        self.causal = (CausalWeights(train.causal.chunks, train.causal.tolerance, *time)
+                       if train.causal.chunks and "pde" in terms and time is not None
+                       else None)
         self.parameters = [p for p in model.parameters() if p.requires_grad]
         self.parameters += list(extra_parameters)
         # Weight matrix of each Linear layer ("layer0", "layer1", …): what the monitor sees.
@@ -141,14 +146,24 @@ class Trainer:
                       for term, points in self._batch64.items()}
 
     # -- one evaluation of the objective ----------------------------------------------------------
-    def losses(self) -> dict[str, torch.Tensor]:
-        """Per-term losses on the current batch (graph kept)."""
+    def losses(self, causal: bool = False) -> dict[str, torch.Tensor]:
+        """Per-term losses on the current batch (graph kept); with ``causal`` and causal
+        training on, the pde loss is the causally weighted one."""
         if self.sketched_data is None:
-            return term_losses(self.problem.residuals(self.model, self.batch))
-        physics = {t: p for t, p in self.batch.items() if t != "data"}
-        residuals = self.problem.residuals(self.model, physics)
-        residuals |= self.problem.residuals(self._sketched_forward, {"data": self.batch["data"]})
-        return term_losses(residuals)
+            residuals = self.problem.residuals(self.model, self.batch)
+        else:
+            physics = {t: p for t, p in self.batch.items() if t != "data"}
+            residuals = self.problem.residuals(self.model, physics)
+            residuals |= self.problem.residuals(self._sketched_forward,
+                                                {"data": self.batch["data"]})
+        losses = term_losses(residuals)
+        if causal and self.causal is not None:
+            losses["pde"] = self.causal.loss(residuals["pde"], self.batch["pde"][:, -1])
+        return losses
+
+    def metrics(self) -> dict[str, object]:
+        """Training quantities for the metrics record (the last causal weights, if on)."""
+        return self.causal.metrics() if self.causal is not None else {}
 
     def _sketched_forward(self, points: torch.Tensor) -> torch.Tensor:
         return self.sketched_data.forward(self.model, points)
@@ -252,7 +267,7 @@ class Trainer:
         if every and self.adam_done and self.adam_done % every == 0:
             self._draw_batch(adaptive=self.sampling.adaptive == "rad")
         self.adam.zero_grad(set_to_none=True)
-        losses = self.losses()
+        losses = self.losses(causal=True)
         total = weighted_total(losses, self.weights)
         observe = self.monitor is not None and self.step % self.monitor.every == 0
         reported, stop = self._backward(losses, total, stop, observe, "adam", self.step)

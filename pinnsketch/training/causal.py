@@ -1,0 +1,51 @@
+"""Causal training (Wang, Sankaran & Perdikaris 2024, "Respecting causality for training
+physics-informed neural networks", CMAME 421): the PDE loss of an evolution problem split
+into M time slabs and weighted so later times count only once earlier ones are fitted.
+
+    L_pde = (1/M) Σ_i w_i L_i,   w_i = exp(−ε Σ_{k<i} L_k),   w_0 = 1,
+
+with L_i the mean squared residual of the points in slab i and the weights held constant
+under differentiation (``detach``): they steer the update, they are not minimised.
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["CausalWeights"]
+
+
+class CausalWeights:
+    """The causal PDE loss of one time interval.
+
+    Args:
+        chunks: M, the number of equal time slabs of [t0, t1].
+        tolerance: ε ≥ 0 (0: every weight is 1, the plain loss up to slab averaging).
+        t0, t1: the time interval (time is the points' last column).
+    """
+
+    def __init__(self, chunks: int, tolerance: float, t0: float, t1: float):
+        if chunks < 1 or tolerance < 0 or not t1 > t0:
+            raise ValueError(f"causal weights: chunks {chunks!r} must be >= 1, tolerance "
+                             f"{tolerance!r} >= 0 and t1 > t0 ({t0!r}, {t1!r})")
+        self.chunks, self.tolerance, self.t0, self.t1 = chunks, tolerance, t0, t1
+        self.last_weights: torch.Tensor | None = None  # (M,), of the last loss taken
+
+    def loss(self, residual: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """The weighted PDE loss of residuals ``(N,)`` (or ``(N, k)``) at times ``(N,)``."""
+        square = residual.square().reshape(len(residual), -1).mean(dim=1)
+        slab = ((times.detach() - self.t0) / (self.t1 - self.t0) * self.chunks).floor()
+        slab = slab.clamp(0, self.chunks - 1).long()
+        sums = square.new_zeros(self.chunks).index_add(0, slab, square)
+        counts = torch.bincount(slab, minlength=self.chunks).clamp_min(1).to(square.dtype)
+        slab_loss = sums / counts
+        before = torch.cumsum(slab_loss.detach(), 0) - slab_loss.detach()  # Σ_{k<i} L_k
+        weights = torch.exp(-self.tolerance * before)
+        self.last_weights = weights
+        return (weights * slab_loss).mean()
+
+    def metrics(self) -> dict[str, object]:
+        """The last weights (a list of M floats) and their minimum (the latest slab's)."""
+        if self.last_weights is None:
+            return {}
+        weights = self.last_weights.cpu().tolist()
+        return {"causal_weights": weights, "causal_min_weight": min(weights)}
