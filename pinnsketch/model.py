@@ -99,6 +99,10 @@ class PINN(nn.Module):
         self.mlp = mlp
         periodic = dict(periodic or {})
         self.periodic_axes = sorted(periodic)
+        # The other inputs, fixed once here rather than on every forward pass (hot path).
+        in_dim = next(m for m in mlp.net if isinstance(m, nn.Linear)).in_features
+        self._other_axes = [a for a in range(in_dim - len(self.periodic_axes))
+                            if a not in self.periodic_axes]
         if self.periodic_axes:
             self.register_buffer("frequency", torch.tensor(
                 [2 * math.pi / periodic[a] for a in self.periodic_axes],
@@ -120,8 +124,8 @@ class PINN(nn.Module):
         inputs = z * self.scale + self.shift if self.normalize else z
         if self.periodic_axes:
             angles = z[:, self.periodic_axes] * self.frequency
-            others = [a for a in range(z.shape[1]) if a not in self.periodic_axes]
-            inputs = torch.cat([inputs[:, others], torch.cos(angles), torch.sin(angles)], dim=1)
+            inputs = torch.cat([inputs[:, self._other_axes], torch.cos(angles),
+                                torch.sin(angles)], dim=1)
         raw = self.mlp(inputs).squeeze(-1)
         if self.output_transform is not None:
             return self.output_transform(z, raw)

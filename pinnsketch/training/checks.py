@@ -96,7 +96,9 @@ def check_config(config: RunConfig, problem: Problem | None = None) -> None:
     terms = run_terms(config, problem)
     measures = ("interior", "boundary", "initial")
     for term in terms:
-        measure = problem.term_measures.get(term) if term != "data" else "interior"
+        if term == "data":  # observation rows, not drawn from a measure
+            continue
+        measure = problem.term_measures.get(term)
         if measure not in measures:
             raise ConfigError(f"problem {name}: term {term!r} has measure {measure!r} in "
                               f"term_measures (allowed: {', '.join(measures)})")
