@@ -31,7 +31,8 @@ import time
 import torch
 
 from pinnsketch.memory import saved_tensor_bytes
-from pinnsketch.model import ACTIVATIONS, INITIALIZERS, MLP, PINN
+from pinnsketch.architectures import ACTIVATIONS, INITIALIZERS, MLP
+from pinnsketch.model import PINN
 from pinnsketch.references.cole_hopf import burgers_cole_hopf
 from pinnsketch.sketch.sketched_grad import SketchedGradient, one_pass_factors
 
@@ -113,7 +114,7 @@ def _hidden_activations(model: PINN, points: torch.Tensor) -> list[torch.Tensor]
     """The tanh outputs (N×w) of ``model`` at ``points``: the sketched Linear inputs."""
     captured: list[torch.Tensor] = []
     hooks = [m.register_forward_hook(lambda _m, _i, out: captured.append(out))
-             for m in model.mlp.net if isinstance(m, torch.nn.Tanh)]
+             for m in model.network.net if isinstance(m, torch.nn.Tanh)]
     with torch.no_grad():
         model(points)
     for hook in hooks:

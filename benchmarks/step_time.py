@@ -41,11 +41,11 @@ class BareLoop:
     """The same network, points and loss written out by hand with plain torch."""
 
     def __init__(self, trainer: Trainer):
-        layers = [m for m in trainer.model.mlp.net]
+        layers = [m for m in trainer.model.network.net]
         self.net = torch.nn.Sequential(*[type(m)() if not isinstance(m, torch.nn.Linear)
                                          else torch.nn.Linear(m.in_features, m.out_features)
                                          for m in layers])
-        self.net.load_state_dict(trainer.model.mlp.net.state_dict())
+        self.net.load_state_dict(trainer.model.network.net.state_dict())
         self.nu = trainer.problem.options.nu
         self.x_pde = trainer.batch["pde"].detach().clone().requires_grad_(True)
         self.x_bc = trainer.batch["bc"].detach().clone().requires_grad_(True)

@@ -1,108 +1,78 @@
-"""The network u_θ: input normalisation (and periodic embedding) → MLP → optional output
-transform.
+"""The network u_θ: input embedding → network → optional output transform.
+
+The embedding, in order: the affine map of the domain to [−1, 1]^d; the exact periodic
+embedding of chosen inputs, z ↦ (cos 2πz/P, sin 2πz/P); random Fourier features
+γ(x) = [cos(xB), sin(xB)] with B (d × m) ~ N(0, σ²) fixed at initialisation (Tancik et al.
+2020; Wang, Wang & Perdikaris 2021, "On the eigenvector bias of Fourier feature networks",
+CMAME 384 — their form, without 2π). The networks are those of
+:mod:`pinnsketch.architectures`.
 
 The output transform enforces initial/boundary conditions exactly ("hard constraints"):
 ``u(z) = transform(z, N(z))``, e.g. ``−sin(πx) + t(1−x²)·N`` for Burgers.
 """
 from __future__ import annotations
 
-import functools
 import math
 from typing import Callable
 
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "INITIALIZERS", "MLP", "PINN"]
+__all__ = ["FourierFeatures", "PINN", "embedding_width"]
 
 
-class Sine(nn.Module):
-    """sin(z), the SIREN-style activation."""
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.sin(z)
-
-
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "tanh": nn.Tanh,
-    "sin": Sine,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "softplus": nn.Softplus,
-}
-
-INITIALIZERS: dict[str, Callable[..., torch.Tensor]] = {
-    "xavier_normal": nn.init.xavier_normal_,
-    "xavier_uniform": nn.init.xavier_uniform_,
-    "kaiming_normal": functools.partial(nn.init.kaiming_normal_, nonlinearity="tanh"),
-    "kaiming_uniform": functools.partial(nn.init.kaiming_uniform_, nonlinearity="tanh"),
-}
+def embedding_width(dim: int, periodic: int, fourier: int) -> int:
+    """Width of the embedding of ``dim`` inputs, ``periodic`` of them embedded periodically,
+    followed by ``fourier`` Fourier frequencies (0: none)."""
+    return 2 * fourier if fourier else dim + periodic
 
 
-def layer_sizes(in_dim: int, out_dim: int, width: int, depth: int) -> list[int]:
-    """Sizes of an :class:`MLP`'s layers, input to output: ``[in, width × depth, out]``."""
-    return [in_dim] + [width] * depth + [out_dim]
-
-
-def parameter_count(in_dim: int, out_dim: int, width: int, depth: int) -> int:
-    """Weights and biases of an :class:`MLP` of these sizes (without building it)."""
-    sizes = layer_sizes(in_dim, out_dim, width, depth)
-    return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
-
-
-class MLP(nn.Module):
-    """Fully connected network ``in_dim → width × depth → out_dim``.
+class FourierFeatures(nn.Module):
+    """γ(x) = [cos(xB), sin(xB)], ``(N, d) → (N, 2m)``; B (d × m) a buffer (not trained).
 
     Args:
-        in_dim, out_dim: input and output sizes.
-        width: neurons per hidden layer; depth: number of hidden layers.
-        activation: module class applied after each hidden layer.
-        init: in-place weight initialiser taking ``(tensor, generator=...)``; biases start at 0.
-        generator: source of the initial weights.
+        in_dim: d; features: m; scale: σ, the standard deviation of B's entries.
+        generator: source of B.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, width: int, depth: int, *,
-                 activation: type[nn.Module], init: Callable[..., torch.Tensor],
-                 generator: torch.Generator):
+    def __init__(self, in_dim: int, features: int, scale: float, generator: torch.Generator):
         super().__init__()
-        sizes = layer_sizes(in_dim, out_dim, width, depth)
-        layers: list[nn.Module] = []
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            linear = nn.Linear(fan_in, fan_out)
-            init(linear.weight, generator=generator)
-            nn.init.zeros_(linear.bias)
-            layers.append(linear)
-            if i < len(sizes) - 2:
-                layers.append(activation())
-        self.net = nn.Sequential(*layers)
+        self.register_buffer("frequencies", scale * torch.randn(
+            in_dim, features, generator=generator, dtype=torch.get_default_dtype()))
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        angles = x @ self.frequencies
+        return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
 
 
 class PINN(nn.Module):
     """u_θ(z) for points ``z`` of shape ``(N, d)``; returns ``(N,)``.
 
     Args:
-        mlp: the network proper, ``d + len(periodic) → 1``.
+        network: the network proper, embedding width → 1, listing ``linear_layers``.
         lows, highs: domain corners; when given, inputs are mapped affinely to [−1, 1]^d.
         output_transform: ``(z (N, d), raw (N,)) → u (N,)`` enforcing constraints, or None.
         periodic: ``{axis: period}``: those inputs enter as (cos 2πz/P, sin 2πz/P) instead
-            of z, so u_θ is exactly P-periodic in them (the MLP sees one more input each).
+            of z, so u_θ is exactly P-periodic in them (one more input each).
+        fourier: random Fourier features applied after the above, or None.
+        dim: d (needed with ``periodic`` and no ``lows``; else taken from them).
     """
 
-    def __init__(self, mlp: MLP, lows: tuple[float, ...] | None = None,
+    def __init__(self, network: nn.Module, lows: tuple[float, ...] | None = None,
                  highs: tuple[float, ...] | None = None,
                  output_transform: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                 periodic: dict[int, float] | None = None):
+                 periodic: dict[int, float] | None = None,
+                 fourier: FourierFeatures | None = None, dim: int | None = None):
         super().__init__()
-        self.mlp = mlp
+        self.network = network
+        self.fourier = fourier
         periodic = dict(periodic or {})
         self.periodic_axes = sorted(periodic)
+        dim = dim if dim is not None else (len(lows) if lows is not None else None)
+        if self.periodic_axes and dim is None:
+            raise ValueError("PINN: give dim (or lows/highs) with a periodic embedding")
         # The other inputs, fixed once here rather than on every forward pass (hot path).
-        in_dim = next(m for m in mlp.net if isinstance(m, nn.Linear)).in_features
-        self._other_axes = [a for a in range(in_dim - len(self.periodic_axes))
-                            if a not in self.periodic_axes]
+        self._other_axes = [a for a in range(dim or 0) if a not in self.periodic_axes]
         if self.periodic_axes:
             self.register_buffer("frequency", torch.tensor(
                 [2 * math.pi / periodic[a] for a in self.periodic_axes],
@@ -118,15 +88,19 @@ class PINN(nn.Module):
     @property
     def linear_layers(self) -> list[nn.Linear]:
         """The Linear layers in forward order (what the monitor reports on)."""
-        return [m for m in self.mlp.net if isinstance(m, nn.Linear)]
+        return self.network.linear_layers
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def embed(self, z: torch.Tensor) -> torch.Tensor:
+        """The network's input for points ``z`` (N, d): ``(N, embedding width)``."""
         inputs = z * self.scale + self.shift if self.normalize else z
         if self.periodic_axes:
             angles = z[:, self.periodic_axes] * self.frequency
             inputs = torch.cat([inputs[:, self._other_axes], torch.cos(angles),
                                 torch.sin(angles)], dim=1)
-        raw = self.mlp(inputs).squeeze(-1)
+        return self.fourier(inputs) if self.fourier is not None else inputs
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        raw = self.network(self.embed(z)).squeeze(-1)
         if self.output_transform is not None:
             return self.output_transform(z, raw)
         return raw

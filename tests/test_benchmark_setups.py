@@ -20,7 +20,7 @@ def test_bare_loop_takes_the_trainer_steps():
     for _ in range(3):
         trainer.adam_step()
         bare.step()
-    ours = list(trainer.model.mlp.net.parameters())
+    ours = list(trainer.model.network.net.parameters())
     theirs = list(bare.net.parameters())
     for a, b in zip(ours, theirs):
         # float32, same ops in the same order: equal up to a few ulps of reassociation.

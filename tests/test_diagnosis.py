@@ -42,7 +42,8 @@ def _history(edit=None, n: int = 60, terms=("pde", "bc")) -> MonitorHistory:
             "ema_norm": lambda key: 0.45 * np.exp(-t),
             "snr": lambda key: np.full(n, 0.9),
             "erank": lambda key: np.full(n, 1.0 if LAYERS.get(key[1], (2, 2))[0] == 1 else 1.8),
-            "drift": lambda key: np.full(n, 5.0), "subspace_angle": lambda key: np.full(n, 40.0)}
+            "drift": lambda key: np.full(n, 5.0), "subspace_angle": lambda key: np.full(n, 40.0),
+            "weight": lambda key: np.full(n, np.nan)}  # not recorded: the given weights hold
     values = np.stack([base[c[0]](c) for c in columns], axis=1)
     for key, new in (edit or {}).items():
         values[:, columns.index(key)] = new(t) if callable(new) else new
@@ -135,10 +136,10 @@ class RecordingMonitor(SketchMonitor):
         super().__init__(*args, **kwargs)
         self.record = []
 
-    def observe(self, step, losses, grads, phase="adam"):
+    def observe(self, step, losses, grads, phase="adam", weights=None):
         self.record.append((step, {t: {k: float(g.norm()) for k, g in d.items()}
                                    for t, d in grads.items()}))
-        super().observe(step, losses, grads, phase)
+        super().observe(step, losses, grads, phase, weights)
 
 
 def _small_run(name: str):

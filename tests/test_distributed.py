@@ -197,3 +197,43 @@ def test_dense_quasi_newton_keeps_one_H_on_every_rank(tmp_path):
     _train(single)
     torch.testing.assert_close(ranks[0]["H"], single.lbfgs.state[single.parameters[0]]["H"],
                                rtol=1e-6, atol=1e-9)
+
+
+def _balancing_worker(rank: int, world: int, port: int, out: str, scheme: str) -> None:
+    _join_as(rank, world, port)
+    config = pinnsketch.load_config(ROOT / "problems" / "burgers.yaml",
+                                    OVERRIDES + [f"train.balancing.scheme={scheme}",
+                                                 "train.balancing.every=2"])
+    context = init_from_environment("gloo", torch.device("cpu"), timeout_s=60)
+    trainer = build_trainer(config, context)
+    batch = {t: p.clone() for t, p in trainer._batch64.items()}
+    _train(trainer)
+    torch.save({"batch": batch, "weights": dict(trainer.weights),
+                "params": [p.detach().clone() for p in trainer.parameters]},
+               Path(out) / f"{scheme}{rank}.pt")
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("scheme", ["grad_norm", "ntk"])
+def test_adaptive_weights_are_the_same_on_every_rank(tmp_path, scheme):
+    """grad_norm reads the rank-averaged per-term gradients and ntk averages its traces, so
+    the weights (and the steps) are bitwise equal across ranks; grad_norm's equal those of
+    one process on the union of the shards to round-off."""
+    mp.spawn(_balancing_worker, args=(2, _free_port(), str(tmp_path), scheme), nprocs=2,
+             join=True)
+    ranks = [torch.load(tmp_path / f"{scheme}{r}.pt") for r in range(2)]
+    assert ranks[0]["weights"] == ranks[1]["weights"]
+    assert any(abs(w - 1.0) > 1e-3 for w in ranks[0]["weights"].values())
+    for a, b in zip(ranks[0]["params"], ranks[1]["params"]):
+        assert torch.equal(a, b)
+    if scheme == "grad_norm":
+        config = pinnsketch.load_config(ROOT / "problems" / "burgers.yaml",
+                                        OVERRIDES + [f"train.balancing.scheme={scheme}",
+                                                     "train.balancing.every=2"])
+        single = build_trainer(config)
+        single._batch64 = {t: torch.cat([r["batch"][t] for r in ranks])
+                           for t in ranks[0]["batch"]}
+        single._cast_batch()
+        _train(single)
+        for t, w in ranks[0]["weights"].items():
+            assert w == pytest.approx(single.weights[t], rel=1e-8)

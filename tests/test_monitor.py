@@ -50,10 +50,10 @@ class RecordingMonitor(SketchMonitor):
         super().__init__(*args, **kwargs)
         self.record: list[tuple[int, dict, dict]] = []
 
-    def observe(self, step, losses, grads, phase="adam"):
+    def observe(self, step, losses, grads, phase="adam", weights=None):
         self.record.append((step, dict(losses), {t: {k: g.detach().clone() for k, g in d.items()}
                                                  for t, d in grads.items()}))
-        super().observe(step, losses, grads, phase)
+        super().observe(step, losses, grads, phase, weights)
 
 
 def _trainer(width: int = 8, monitor_kwargs: dict | None = None, extra: tuple = ()) -> Trainer:

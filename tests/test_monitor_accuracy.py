@@ -52,9 +52,9 @@ class Twins:
         self.record: list[dict[str, np.ndarray]] = []
         self.estimates: list[dict] = []
 
-    def observe(self, step, losses, grads, phase="adam"):
-        self.monitor.observe(step, losses, grads, phase)
-        self.exact.observe(step, losses, grads, phase)
+    def observe(self, step, losses, grads, phase="adam", weights=None):
+        self.monitor.observe(step, losses, grads, phase, weights)
+        self.exact.observe(step, losses, grads, phase, weights)
         self.record.append({t: g[self.layer].double().numpy().copy() for t, g in grads.items()})
         if (self.monitor.checks - 1) % self.monitor.spectral_every == 0:
             self.estimates.append({

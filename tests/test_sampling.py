@@ -11,6 +11,7 @@ from pinnsketch.config import SamplingConfig, TrainConfig
 from pinnsketch.domain import Domain
 from pinnsketch.problems import Problem
 from pinnsketch.sampling import UNIT_SAMPLERS, Sampler
+from pinnsketch.training.adaptive import residual_adaptive_points
 from pinnsketch.training.trainer import Trainer
 
 DOMAIN = Domain((0.0, -1.0), (2.0, 1.0), time=(0.0, 0.5))
@@ -83,6 +84,7 @@ def test_residual_adaptive_points_follow_the_residual():
                           interior=2000, boundary=2, adaptive="rad", adaptive_candidates=20000),
                       terms=("pde",), observations=None, device=torch.device("cpu"),
                       dtype=torch.float64)
-    points = trainer._residual_adaptive_points(2000)
+    points = residual_adaptive_points(trainer.problem, trainer.model, trainer.sampler, 2000,
+                                      20000, trainer.generator)
     right = (points[:, 0] > 0.5).double().mean().item()
     assert 0.70 < right < 0.78

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from pinnsketch.memory import saved_tensor_bytes
-from pinnsketch.model import ACTIVATIONS, INITIALIZERS, MLP, PINN
+from pinnsketch.architectures import ACTIVATIONS, INITIALIZERS, MLP
+from pinnsketch.model import PINN
 from pinnsketch.sketch.rank import RankController
 from pinnsketch.sketch.sketched_grad import (SketchedGradient, SketchedLinearFunction,
                                              one_pass_factors, truncation_errors)
@@ -132,7 +133,7 @@ def test_one_pass_factors_near_svd_optimum(rank):
 def _last_hidden(model: PINN, points: torch.Tensor) -> torch.Tensor:
     """The output layer's input (N×w): the last tanh's output, from an exact forward."""
     captured = []
-    hook = model.mlp.net[-2].register_forward_hook(lambda _m, _i, out: captured.append(out))
+    hook = model.network.net[-2].register_forward_hook(lambda _m, _i, out: captured.append(out))
     with torch.no_grad():
         model(points)
     hook.remove()

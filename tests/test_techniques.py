@@ -13,7 +13,8 @@ import torch
 
 import pinnsketch
 from conftest import tiny_overrides
-from pinnsketch.model import MLP, PINN, ACTIVATIONS, INITIALIZERS
+from pinnsketch.architectures import ACTIVATIONS, INITIALIZERS, MLP
+from pinnsketch.model import PINN
 from pinnsketch.training.build import build_trainer
 from pinnsketch.training.causal import CausalWeights
 from pinnsketch.training.checks import run_terms

@@ -73,8 +73,8 @@ def test_ctrl_c_saves_checkpoint_and_resume_completes(tmp_path, monkeypatch):
 def test_non_finite_loss_names_step_and_term_and_keeps_checkpoint(tmp_path, monkeypatch):
     original = Trainer.losses
 
-    def poisoned(self, causal=False):
-        losses = original(self, causal)
+    def poisoned(self, adam_phase=False):
+        losses = original(self, adam_phase)
         if self.step == 14:
             losses["bc"] = losses["bc"] * float("nan")
         return losses

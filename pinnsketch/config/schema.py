@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import torch
 
 from pinnsketch.config.fields import option as _option
-from pinnsketch.model import ACTIVATIONS, INITIALIZERS
+from pinnsketch.architectures import ACTIVATIONS, ARCHITECTURES, INITIALIZERS
 from pinnsketch.monitor.banks import BACKENDS as MONITOR_BACKENDS
 from pinnsketch.optim import UPDATES as QUASI_NEWTON_UPDATES
 from pinnsketch.sampling import UNIT_SAMPLERS
@@ -21,7 +21,7 @@ from pinnsketch.sampling import UNIT_SAMPLERS
 # The phase after Adam: torch's L-BFGS or one of the dense updates of pinnsketch.optim.
 QUASI_NEWTON_METHODS = ("lbfgs",) + QUASI_NEWTON_UPDATES
 
-__all__ = ["CausalConfig", "DISTRIBUTED_BACKENDS", "DTYPES", "ModelConfig", "MonitorConfig", "ObservationConfig",
+__all__ = ["BalancingConfig", "CausalConfig", "DISTRIBUTED_BACKENDS", "DTYPES", "ModelConfig", "MonitorConfig", "ObservationConfig",
            "OutputConfig", "ProblemConfig", "RunConfig", "SamplingConfig", "TermGradientConfig",
            "TrainConfig"]
 
@@ -67,8 +67,28 @@ class ProblemConfig:
 
 
 @dataclass(frozen=True)
+class FourierConfig:
+    """Random Fourier features γ(x) = [cos(xB), sin(xB)], B (inputs × ``features``) with
+    N(0, ``scale``²) entries, fixed (:mod:`pinnsketch.model`); ``features`` 0 turns them off."""
+
+    features: int = _option(0, low=0)
+    scale: float = _option(1.0, low=0.0, strict_low=True)
+
+
+@dataclass(frozen=True)
+class FactorizationConfig:
+    """Random weight factorisation of every Linear layer, W = diag(exp s) V with
+    s ~ N(``mean``, ``std``²) (:mod:`pinnsketch.architectures`); off unless ``enabled``."""
+
+    enabled: bool = False
+    mean: float = 1.0
+    std: float = _option(0.1, low=0.0)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
-    """Fully connected network u_θ: inputs → ``depth`` hidden layers of ``width`` → 1.
+    """The network u_θ: inputs → embedding → ``type`` network of ``depth`` hidden layers
+    (PirateNet: residual blocks) of ``width`` → 1 (:mod:`pinnsketch.architectures`).
 
     ``periodic`` (``{input name: period}``) feeds those inputs as (cos 2πz/P, sin 2πz/P): the
     network is then exactly periodic in them and the problem's periodic ``bc`` term is
@@ -76,6 +96,7 @@ class ModelConfig:
     the problem declares (``Problem.periodic_inputs``).
     """
 
+    type: str = _option("mlp", choices=ARCHITECTURES)
     width: int = _option(20, low=1)
     depth: int = _option(3, low=1)
     activation: str = _option("tanh", choices=ACTIVATIONS)
@@ -83,6 +104,8 @@ class ModelConfig:
     normalize_inputs: bool = True
     hard_constraints: bool = False
     periodic: Mapping[str, float] = _option(low=0.0, strict_low=True, default_factory=dict)
+    fourier: FourierConfig = field(default_factory=FourierConfig)
+    weight_factorization: FactorizationConfig = field(default_factory=FactorizationConfig)
 
 
 @dataclass(frozen=True)
@@ -102,6 +125,11 @@ class SamplingConfig:
         adaptive_candidates: size of the candidate pool for ``rad``.
         lbfgs_resample_every: draw fresh points every this many L-BFGS iterations and
             restart its curvature history (pairs from other points would mislead it); 0 never.
+        attention: ``none``, or ``rba``: residual-based attention (Anagnostopoulos et al.
+            2024), per-point multipliers λ ← γλ + η|r|/max|r| on every physics term, loss
+            mean((λr)²), in the Adam phase (the phase after Adam minimises the plain loss);
+            the multipliers restart from 0 when the points are redrawn.
+        attention_eta, attention_gamma: η and γ of ``rba``.
     """
 
     method: str = _option("lhs", choices=UNIT_SAMPLERS)
@@ -112,6 +140,9 @@ class SamplingConfig:
     adaptive: str = _option("none", choices=("none", "rad"))
     adaptive_candidates: int = _option(20000, low=1)
     lbfgs_resample_every: int = _option(0, low=0)
+    attention: str = _option("none", choices=("none", "rba"))
+    attention_eta: float = _option(0.01, low=0.0, strict_low=True)
+    attention_gamma: float = _option(0.999, low=0.0, high=0.999999)
 
 
 @dataclass(frozen=True)
@@ -124,6 +155,20 @@ class CausalConfig:
 
     chunks: int = _option(0, low=0)
     tolerance: float = _option(1.0, low=0.0)
+
+
+@dataclass(frozen=True)
+class BalancingConfig:
+    """Adaptive loss weights (:mod:`pinnsketch.training.balancing`): ``grad_norm`` (Wang,
+    Wang, Bhartari & Perdikaris 2023) sets λ_τ ∝ Σ_σ‖∇L_σ‖ / ‖∇L_τ‖, ``ntk`` (Wang, Yu &
+    Perdikaris 2022) λ_τ ∝ Σ_σ tr K_σ / tr K_τ from ``points`` points per term; updated
+    every ``every`` Adam steps as a moving average with ``ema`` (the weight of the old
+    value), starting from ``train.weights``. Fixed in the phase after Adam."""
+
+    scheme: str = _option("none", choices=("none", "grad_norm", "ntk"))
+    every: int = _option(100, low=1)
+    ema: float = _option(0.9, low=0.0, high=0.999999)
+    points: int = _option(32, low=1)
 
 
 @dataclass(frozen=True)
@@ -147,6 +192,7 @@ class TrainConfig:
         distributed_backend: process-group backend under torchrun; ``auto`` is nccl on
             CUDA and gloo on CPU.
         causal: causal weighting of the pde loss in the Adam phase (:class:`CausalConfig`).
+        balancing: adaptive loss weights (:class:`BalancingConfig`).
     """
 
     adam_steps: int = _option(10000, low=0)
@@ -167,6 +213,7 @@ class TrainConfig:
     lbfgs_tolerance_change: float = _option(1e-12, low=0.0)
     distributed_backend: str = _option("auto", choices=DISTRIBUTED_BACKENDS)
     causal: CausalConfig = field(default_factory=CausalConfig)
+    balancing: BalancingConfig = field(default_factory=BalancingConfig)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ def diagnose(history, weights: Mapping[str, float] | None = None,
 
     Args:
         history: a :class:`pinnsketch.monitor.MonitorHistory`.
-        weights: the run's loss weights (``train.weights``); unnamed terms weigh 1.
+        weights: the run's loss weights (``train.weights``) for terms whose weight the
+            history did not record; unnamed terms weigh 1.
         thresholds: the decision thresholds.
 
     Returns:

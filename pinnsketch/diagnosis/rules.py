@@ -37,12 +37,16 @@ def windows(n: int, min_rows: int) -> list[tuple[int, int]]:
 
 
 class RunView:
-    """The history as arrays: losses, per-layer norms, weighted totals (n rows)."""
+    """The history as arrays: losses, per-layer norms, weighted totals (n rows).
+
+    Weights: those the history recorded at its last check where it recorded them (adaptive
+    weights settle, and the last ones are in force when the run is judged), else ``weights``.
+    """
 
     def __init__(self, history, weights: Mapping[str, float]):
         self.h = history
         self.layers, self.terms = list(history.layers), list(history.terms)
-        self.weights = {t: float(weights.get(t, 1.0)) for t in self.terms}
+        self.weights = history.weights_in_force(weights)
         self.loss = {t: history.series("loss", "", t) for t in self.terms}
         self.norm = {t: np.stack([history.series("norm", ly, t) for ly in self.layers])
                      for t in self.terms}                                    # (L, n)

@@ -113,11 +113,12 @@ _NETWORK_WIDE = ("imbalance", "cosine", "alignment")
 def history_columns(layers: Sequence[str], terms: Sequence[str],
                     reference: str) -> list[tuple[str, str, str]]:
     """History columns (statistic, layer, term or "a|b" or "all"), in the order a check writes
-    them: the losses (layer ""), then :data:`CHECK_STATS`, then :data:`SPECTRAL_STATS`."""
+    them: the losses and the loss weights in force (layer ""; a weight NaN where the caller
+    gave none), then :data:`CHECK_STATS`, then :data:`SPECTRAL_STATS`."""
     pairs = [f"{a}|{b}" for i, a in enumerate(terms) for b in terms[i + 1:]]
     per_kind = {"term": list(terms), "pair": pairs, "terms": ["all"] if pairs else [],
                 "other": [t for t in terms if t != reference]}
-    columns = [("loss", "", t) for t in terms]
+    columns = [("loss", "", t) for t in terms] + [("weight", "", t) for t in terms]
     for stats in (CHECK_STATS, SPECTRAL_STATS):
         for stat, kind in stats:
             columns += [(stat, layer, key) for layer in layers for key in per_kind[kind]]
@@ -157,6 +158,18 @@ class MonitorHistory:
 
     def has(self, stat: str, layer: str, term: str) -> bool:
         return (stat, layer, term) in self._index
+
+    def weights_in_force(self, given: Mapping[str, float]) -> dict[str, float]:
+        """``{term: w_τ}`` at the last row: the recorded weight where one was recorded and
+        it differs from ``given`` by more than the history's float32 rounding (adaptive
+        weights move), else the given one (1 where unnamed)."""
+        weights = {t: float(given.get(t, 1.0)) for t in self.terms}
+        for t in self.terms:
+            if len(self.steps) and self.has("weight", "", t):
+                last = float(self.series("weight", "", t)[-1])
+                if np.isfinite(last) and abs(last - weights[t]) > 1e-6 * abs(weights[t]):
+                    weights[t] = last
+        return weights
 
     @property
     def pairs(self) -> list[str]:

@@ -50,7 +50,7 @@ from pinnsketch.sketch.three_sketch import sketch_sizes
 
 __all__ = ["SketchMonitor"]
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 def _nbytes(tensors: Sequence[torch.Tensor]) -> int:
@@ -177,7 +177,8 @@ class SketchMonitor:
 
     # -- the check (hot path) -------------------------------------------------------------------
     def observe(self, step: int, losses: Mapping[str, float],
-                grads: Mapping[str, Mapping[str, torch.Tensor]], phase: str = "adam") -> None:
+                grads: Mapping[str, Mapping[str, torch.Tensor]], phase: str = "adam",
+                weights: Mapping[str, float] | None = None) -> None:
         """Take one check: update the banks and record this check's statistics.
 
         Args:
@@ -186,6 +187,7 @@ class SketchMonitor:
             grads: ``{term: {"layer<i>": ∂L_τ/∂W_i (d_out × d_in)}}``; extra terms or layers
                 are ignored, missing ones raise KeyError.
             phase: the optimizer phase taking the step (counted in ``checks_by_phase``).
+            weights: ``{term: w_τ}`` in force, recorded (adaptive ones move); None: NaN.
 
         Cost: per weight shape, one stack of its gradients, a few batched GEMMs (a sketch
         update) or one lerp (an exact bank), and four batched reductions (Gram matrix, max
@@ -196,6 +198,8 @@ class SketchMonitor:
             stacks = [torch.stack([grads[t][names[i]] for i in group.layers for t in self.terms])
                       for group in self._groups]
             loss_values = [float(losses[t]) for t in self.terms]
+            loss_values += [float(weights[t]) if weights is not None else math.nan
+                            for t in self.terms]
         except KeyError as err:
             raise KeyError(f"observe: no gradient or loss for {err.args[0]!r} (monitored terms "
                            f"{self.terms}, layers {tuple(self.layers)})") from None

@@ -30,7 +30,8 @@ def write_report(run_dir: str | Path, monitor: SketchMonitor,
         run_dir: the run folder (created if missing).
         monitor: the monitor of the run.
         metrics: the run's evaluation records, for context.
-        weights: loss weights; default ``train.weights`` of ``RUN_DIR/config.yaml`` (or all 1).
+        weights: loss weights where the history recorded none; default ``train.weights``
+            of ``RUN_DIR/config.yaml`` (or all 1).
         figures: draw ``plots/monitor_*.png``; default ``output.plots`` of the run's config
             (or True without one).
 
@@ -44,12 +45,13 @@ def write_report(run_dir: str | Path, monitor: SketchMonitor,
     if figures is None:
         figures = config.output.plots if config is not None else True
     history = monitor.history_view()
+    weights = history.weights_in_force(weights)  # adaptive ones as last recorded
     findings = diagnose(history, weights)
     paths = []
     if figures:
         for name, figure in monitor_figures(history, title=folder.path.name).items():
             paths.append(str(folder.save_figure(name, figure).relative_to(folder.path)))
-    summary = monitor_summary(monitor)
+    summary = monitor_summary(monitor) | {"weights": weights}  # the ones judged with
     text = render_report(findings, history, title=folder.path.name,
                          monitor_config=monitor.config_dict(), weights=weights,
                          monitor_summary=summary, metrics=metrics, figures=paths)

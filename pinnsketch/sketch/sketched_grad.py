@@ -196,7 +196,7 @@ class SketchedGradient:
     calling it several times per iteration advances the average each time).
 
     Args:
-        model: a :class:`pinnsketch.model.PINN` whose ``mlp.net`` alternates Linear and
+        model: a :class:`pinnsketch.model.PINN` whose ``network.net`` alternates Linear and
             activation modules; fixes the layer sizes, dtype and device of the state.
         rank: target rank r ≥ 1 of each sketched activation matrix.
         variant: ``"batch"`` (default) or ``"ema"``, see :data:`VARIANTS`.
@@ -317,9 +317,9 @@ class SketchedGradient:
             raise ValueError(f"points: got {points.shape[0]} rows, variant 'ema' was built for "
                              f"n_rows={self.n_rows} (the same data rows every step)")
         sketched = set(self.sketched_layers(n_rows=points.shape[0]))
-        h = points * model.scale + model.shift if model.normalize else points
+        h = model.embed(points)
         layer, pending_tanh = 0, False
-        for module in model.mlp.net:
+        for module in model.network.net:
             if isinstance(module, nn.Tanh):
                 pending_tanh = True                     # fused into the next Linear
             elif isinstance(module, nn.Linear):
@@ -389,9 +389,11 @@ class SketchedGradient:
 
 
 def _layer_sizes(model: nn.Module) -> list[tuple[int, int]]:
-    """``[(d_in, d_out)]`` of the Linear layers of a PINN's ``mlp.net``."""
-    net = getattr(getattr(model, "mlp", None), "net", None)
-    if not isinstance(net, nn.Sequential):
+    """``[(d_in, d_out)]`` of the Linear layers of a PINN's ``network.net``."""
+    net = getattr(getattr(model, "network", None), "net", None)
+    if not isinstance(net, nn.Sequential) or any(
+            isinstance(m, nn.Linear) and type(m) is not nn.Linear for m in net):
         raise TypeError(f"model: got {type(model).__name__}, expected a pinnsketch PINN whose "
-                        f"mlp.net is an nn.Sequential of Linear and activation modules")
+                        f"network.net is an nn.Sequential of plain Linear and activation "
+                        f"modules (an MLP without weight factorisation)")
     return [(m.in_features, m.out_features) for m in net if isinstance(m, nn.Linear)]

@@ -15,7 +15,8 @@ import torch
 
 from pinnsketch.config import DTYPES, MonitorConfig, RunConfig
 from pinnsketch.errors import ConfigError
-from pinnsketch.model import ACTIVATIONS, INITIALIZERS, MLP, PINN
+from pinnsketch.architectures import build_network
+from pinnsketch.model import PINN, FourierFeatures, embedding_width
 from pinnsketch.monitor import SketchMonitor
 from pinnsketch.problems import Problem, make_observations
 from pinnsketch.sketch.sketched_grad import SketchedGradient
@@ -27,7 +28,8 @@ __all__ = ["STREAMS", "build_model", "build_monitor", "build_trainer", "resolve_
            "seed_streams"]
 
 # The consumers of randomness, each with its own stream (order fixed: it is the spawn key).
-STREAMS = ("model", "sampler", "observations", "monitor", "sketched_gradient")
+STREAMS = ("model", "sampler", "observations", "monitor", "sketched_gradient",
+           "factorization")
 
 
 def seed_streams(seed: int, rank: int = 0) -> dict[str, int]:
@@ -55,15 +57,22 @@ def build_model(config: RunConfig, problem: Problem) -> PINN:
     generator = torch.Generator().manual_seed(seed_streams(config.train.seed)["model"])
     periodic = {problem.input_names.index(name): period
                 for name, period in model_cfg.periodic.items()}
-    mlp = MLP(problem.domain.dim + len(periodic), 1, model_cfg.width, model_cfg.depth,
-              activation=ACTIVATIONS[model_cfg.activation],
-              init=INITIALIZERS[model_cfg.init], generator=generator)
-    domain = problem.domain
-    return PINN(mlp,
+    domain, fourier = problem.domain, model_cfg.fourier
+    features = (FourierFeatures(domain.dim + len(periodic), fourier.features, fourier.scale,
+                                generator) if fourier.features else None)
+    factorization = model_cfg.weight_factorization
+    network = build_network(
+        model_cfg.type, embedding_width(domain.dim, len(periodic), fourier.features), 1,
+        model_cfg.width, model_cfg.depth, activation=model_cfg.activation,
+        init=model_cfg.init, generator=generator,
+        factorization=(factorization.mean, factorization.std, torch.Generator().manual_seed(
+            seed_streams(config.train.seed)["factorization"])) if factorization.enabled
+        else None)
+    return PINN(network,
                 lows=domain.lows if model_cfg.normalize_inputs else None,
                 highs=domain.highs if model_cfg.normalize_inputs else None,
                 output_transform=problem.output_transform if model_cfg.hard_constraints else None,
-                periodic=periodic)
+                periodic=periodic, fourier=features, dim=domain.dim)
 
 
 def build_monitor(config: MonitorConfig, model: torch.nn.Module, terms: Sequence[str], *,

@@ -15,7 +15,8 @@ import torch
 from pinnsketch.config import DTYPES, RunConfig, build_section
 from pinnsketch.domain import Domain
 from pinnsketch.errors import ConfigError
-from pinnsketch.model import parameter_count as mlp_parameter_count
+from pinnsketch.architectures import build_network
+from pinnsketch.model import embedding_width
 from pinnsketch.problems import Problem, resolve_problem_class
 
 __all__ = ["build_problem", "check_config", "check_problem", "check_problem_outputs",
@@ -120,11 +121,13 @@ def check_config(config: RunConfig, problem: Problem | None = None) -> None:
             if term not in terms:
                 raise ConfigError(f"{key}.{term}: unknown loss term "
                                   f"(terms of this run: {', '.join(terms)})")
-    n_layers = config.model.depth + 1
+    _check_model(config, problem)
+    n_layers = len(network(config, problem).linear_layers)
     bad = [i for i in config.monitor.layers if not 0 <= i < n_layers]
     if bad:
         raise ConfigError(f"monitor.layers: got {list(bad)}, layer indices must be in "
-                          f"[0, {n_layers - 1}] for a network of depth {config.model.depth}")
+                          f"[0, {n_layers - 1}] for a {config.model.type} of depth "
+                          f"{config.model.depth} ({n_layers} Linear layers)")
     _check_dense_hessian(config, problem)
     if config.train.causal.chunks:
         if problem.domain.time is None:
@@ -134,6 +137,9 @@ def check_config(config: RunConfig, problem: Problem | None = None) -> None:
             raise ConfigError("train.causal: single-process only for now (each rank's slab "
                               "losses would give different weights); run without torchrun")
     sampling = config.sampling
+    if sampling.attention != "none" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("sampling.attention: single-process only for now (each rank would "
+                          "normalise its multipliers by its own max |r|); run without torchrun")
     if sampling.adaptive != "none" and sampling.adaptive_candidates < sampling.interior:
         raise ConfigError(f"sampling.adaptive_candidates: got {sampling.adaptive_candidates}, "
                           f"must be >= sampling.interior ({sampling.interior}) to draw from")
@@ -163,12 +169,39 @@ def _check_periodic(config: RunConfig, problem: Problem) -> None:
                           f"{missing}, whose periodicity the bc term it drops also holds")
 
 
+def _check_model(config: RunConfig, problem: Problem) -> None:
+    model = config.model
+    if model.type == "pirate" and not model.fourier.features:
+        raise ConfigError("model.type: 'pirate' runs its residual blocks on an embedding; "
+                          "set model.fourier.features (e.g. 64) and model.fourier.scale")
+    data = config.terms.get("data")
+    if (data is not None and data.gradient == "sketched"
+            and (model.type != "mlp" or model.weight_factorization.enabled)):
+        raise ConfigError(f"terms.data.gradient: 'sketched' replays a plain MLP's layers; "
+                          f"got model.type {model.type!r}"
+                          f"{' with weight factorisation' if model.weight_factorization.enabled else ''}"
+                          f" (use model.type: mlp without it, or gradient: exact)")
+
+
+def network(config: RunConfig, problem: Problem) -> torch.nn.Module:
+    """The network of ``config.model`` built with throwaway weights (to count and list its
+    layers; cheap next to training)."""
+    model = config.model
+    width = embedding_width(problem.domain.dim, len(model.periodic), model.fourier.features)
+    factorization = model.weight_factorization
+    return build_network(model.type, width, 1, model.width, model.depth,
+                         activation=model.activation, init=model.init,
+                         generator=torch.Generator().manual_seed(0),
+                         factorization=(factorization.mean, factorization.std,
+                                        torch.Generator().manual_seed(1))
+                         if factorization.enabled else None)
+
+
 def parameter_count(config: RunConfig, problem: Problem) -> int:
-    """Trainable numbers of the run: the MLP's weights and biases plus the problem's
-    unknown coefficients."""
-    in_dim = problem.domain.dim + len(config.model.periodic)
-    network = mlp_parameter_count(in_dim, 1, config.model.width, config.model.depth)
-    return network + sum(p.numel() for p in problem.parameters())
+    """Trainable numbers of the run: the network's parameters plus the problem's unknown
+    coefficients."""
+    counted = sum(p.numel() for p in network(config, problem).parameters())
+    return counted + sum(p.numel() for p in problem.parameters())
 
 
 def _check_dense_hessian(config: RunConfig, problem: Problem) -> None:

@@ -1,16 +1,37 @@
-"""Per-term mean-squared losses from a residual dict, and their weighted total."""
+"""Per-term mean-squared losses from a residual dict (plain, or as the Adam phase weights
+them), and their weighted total."""
 from __future__ import annotations
 
 from typing import Mapping
 
 import torch
 
-__all__ = ["term_losses", "weighted_total"]
+from pinnsketch.training.attention import ResidualAttention
+from pinnsketch.training.causal import CausalWeights
+
+__all__ = ["adam_phase_losses", "term_losses", "weighted_total"]
 
 
 def term_losses(residuals: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """L_τ = mean_i r_τ,i² for each term τ; scalar tensors, graph kept."""
     return {term: r.square().mean() for term, r in residuals.items()}
+
+
+def adam_phase_losses(residuals: Mapping[str, torch.Tensor], times: torch.Tensor | None, *,
+                      attention: ResidualAttention | None,
+                      causal: CausalWeights | None) -> dict[str, torch.Tensor]:
+    """The losses the Adam phase minimises: with ``attention``, mean((λ r)²) for each physics
+    term (its multipliers updated); with ``causal``, the pde term causally weighted over the
+    pde points' ``times`` (N,) — of the attended residual λ r when both are on."""
+    losses = {t: attention.loss(t, r) if attention is not None and t != "data"
+              else r.square().mean() for t, r in residuals.items()}
+    if causal is not None:
+        residual = residuals["pde"]
+        if attention is not None:
+            multipliers = attention.multipliers["pde"]
+            residual = residual * multipliers.reshape((-1,) + (1,) * (residual.ndim - 1))
+        losses["pde"] = causal.loss(residual, times)
+    return losses
 
 
 def weighted_total(losses: Mapping[str, torch.Tensor],

@@ -19,8 +19,12 @@ from pinnsketch.errors import NonFiniteLoss
 from pinnsketch.optim import QuasiNewton
 from pinnsketch.problems.base import Problem
 from pinnsketch.sampling import Sampler
+from pinnsketch.training.adaptive import residual_adaptive_points
+from pinnsketch.training.attention import ResidualAttention
+from pinnsketch.training.balancing import LossBalancer
 from pinnsketch.training.causal import CausalWeights
-from pinnsketch.training.objective import term_losses, weighted_total
+from pinnsketch.training.lbfgs_stop import lbfgs_stop_reason
+from pinnsketch.training.objective import adam_phase_losses, term_losses, weighted_total
 
 __all__ = ["Trainer"]
 
@@ -35,16 +39,12 @@ class Trainer:
         terms: loss terms of this run, e.g. ``("pde", "bc", "ic", "data")``.
         observations: data rows ``(N, d + 1)`` for the ``data`` term, or None.
         device, dtype: where and in which precision the batch lives.
-        monitor: an object with the cadences ``every`` (Adam steps) and
-            ``quasi_newton_every`` (evaluations of the phase after Adam; 0: none),
-            ``state_dict``/``load_state_dict`` and ``observe(step, losses {term: float},
-            grads {term: {"layer<i>": G (d_out×d_in)}}, phase=name)`` (a
-            :class:`pinnsketch.monitor.SketchMonitor`), or None.
+        monitor: a :class:`pinnsketch.monitor.SketchMonitor` (cadences ``every``,
+            ``quasi_newton_every``; ``observe``, ``state_dict``), or None.
         extra_parameters: trainable tensors besides the model's (e.g. unknown PDE
             coefficients).
         sketched_data: a :class:`pinnsketch.sketch.sketched_grad.SketchedGradient` whose
-            ``forward`` replaces the model for the ``data`` term (weight gradients from
-            sketched activations), or None for exact gradients.
+            ``forward`` replaces the model for the ``data`` term, or None (exact).
         distributed: a :class:`pinnsketch.training.distributed.DistributedContext`, or None.
             With it, each rank draws its own points and losses and gradients are averaged
             over ranks every step.
@@ -65,13 +65,20 @@ class Trainer:
         self.distributed = distributed
         self.sketched_data = sketched_data
         self.sampling, self.terms = sampling, terms
-        self.weights = {term: float(train.weights.get(term, 1.0)) for term in terms}
+        initial = {term: float(train.weights.get(term, 1.0)) for term in terms}
+        balancing = train.balancing
+        self.balancer = (LossBalancer(balancing.scheme, balancing.every, balancing.ema, initial)
+                         if balancing.scheme != "none" else None)
+        # The weights in force: the balancer's own dict when it adapts them.
+        self.weights = self.balancer.weights if self.balancer is not None else initial
         self.device, self.dtype = device, dtype
         self.monitor = monitor
         time = problem.domain.time
         self.causal = (CausalWeights(train.causal.chunks, train.causal.tolerance, *time)
                        if train.causal.chunks and "pde" in terms and time is not None
                        else None)
+        self.attention = (ResidualAttention(sampling.attention_eta, sampling.attention_gamma)
+                          if sampling.attention == "rba" else None)
         self.parameters = [p for p in model.parameters() if p.requires_grad]
         self.parameters += list(extra_parameters)
         # Weight matrix of each Linear layer ("layer0", "layer1", …): what the monitor sees.
@@ -119,26 +126,14 @@ class Trainer:
     def _draw_batch(self, adaptive: bool = False) -> None:
         self._batch64 = self.problem.collocation(self.sampler, self._counts)
         if adaptive and "pde" in self._batch64:
-            self._batch64["pde"] = self._residual_adaptive_points(self.sampling.interior)
+            self._batch64["pde"] = residual_adaptive_points(
+                self.problem, self.model, self.sampler, self.sampling.interior,
+                self.sampling.adaptive_candidates, self.generator)
         if self.observations is not None:
             self._batch64["data"] = self.observations
+        if self.attention is not None:
+            self.attention.reset()  # the multipliers belonged to the old points
         self._cast_batch()
-
-    def _residual_adaptive_points(self, n: int) -> torch.Tensor:
-        """RAD (Wu et al. 2023, k = c = 1): n of M uniform candidates, drawn without
-        replacement with probability ∝ |r(z)| / mean|r| + 1, so points gather where the
-        current residual is large while the whole domain stays covered."""
-        candidates = self.sampler.interior(self.sampling.adaptive_candidates)
-        magnitudes = []
-        for chunk in candidates.split(8192):
-            points = chunk.to(self.device, self.dtype).requires_grad_(True)
-            residual = self.problem.pde_residual(self.model, points)
-            magnitudes.append(residual.detach().abs().to("cpu", torch.float64))
-        magnitude = torch.cat(magnitudes)
-        weights = magnitude / magnitude.mean() + 1.0
-        chosen = torch.multinomial(weights, min(n, len(candidates)), replacement=False,
-                                   generator=self.generator)
-        return candidates[chosen]
 
     def _cast_batch(self) -> None:
         # Physics terms differentiate through their points; data rows are constants.
@@ -146,9 +141,10 @@ class Trainer:
                       for term, points in self._batch64.items()}
 
     # -- one evaluation of the objective ----------------------------------------------------------
-    def losses(self, causal: bool = False) -> dict[str, torch.Tensor]:
-        """Per-term losses on the current batch (graph kept); with ``causal`` and causal
-        training on, the pde loss is the causally weighted one."""
+    def losses(self, adam_phase: bool = False) -> dict[str, torch.Tensor]:
+        """Per-term losses on the current batch (graph kept); with ``adam_phase``, those the
+        Adam phase minimises: residual attention (which updates its multipliers) and causal
+        weighting of the pde loss, where on."""
         if self.sketched_data is None:
             residuals = self.problem.residuals(self.model, self.batch)
         else:
@@ -156,14 +152,30 @@ class Trainer:
             residuals = self.problem.residuals(self.model, physics)
             residuals |= self.problem.residuals(self._sketched_forward,
                                                 {"data": self.batch["data"]})
-        losses = term_losses(residuals)
-        if causal and self.causal is not None:
-            losses["pde"] = self.causal.loss(residuals["pde"], self.batch["pde"][:, -1])
-        return losses
+        if not adam_phase:
+            return term_losses(residuals)
+        return adam_phase_losses(residuals, self.batch["pde"][:, -1] if self.causal else None,
+                                 attention=self.attention, causal=self.causal)
 
     def metrics(self) -> dict[str, object]:
-        """Training quantities for the metrics record (the last causal weights, if on)."""
-        return self.causal.metrics() if self.causal is not None else {}
+        """Training quantities for the metrics record: the last causal weights and the
+        adaptive loss weights, where on."""
+        record = self.causal.metrics() if self.causal is not None else {}
+        if self.balancer is not None:
+            record |= self.balancer.metrics()
+        if self.attention is not None:
+            record |= self.attention.metrics()
+        return record
+
+    def _ntk_residuals(self) -> dict[str, torch.Tensor]:
+        """Residuals on the first ``train.balancing.points`` points of each term (exact
+        network, also for a sketched data term: the NTK is of the model)."""
+        count = self.config.balancing.points
+        few = {t: p[:count].detach().requires_grad_(t != "data") for t, p in self.batch.items()}
+        return self.problem.residuals(self.model, few)
+
+    def _average(self, tensor: torch.Tensor) -> None:
+        self.distributed.average_([tensor])
 
     def _sketched_forward(self, points: torch.Tensor) -> torch.Tensor:
         return self.sketched_data.forward(self.model, points)
@@ -188,9 +200,12 @@ class Trainer:
         raise NonFiniteLoss(bad_step, term, losses[self.terms.index(term)])
 
     def _backward(self, losses: Mapping[str, torch.Tensor], total: torch.Tensor, stop: bool,
-                  observe: bool, phase: str, step: int) -> tuple[dict[str, torch.Tensor], bool]:
-        """Fill ``.grad`` with ∇_θ total; if ``observe``, per term via explicit autograd, and
-        hand the monitor those gradients as a check of ``phase`` at ``step``.
+                  observe: bool, phase: str, step: int,
+                  balance: bool = False) -> tuple[dict[str, torch.Tensor], bool]:
+        """Fill ``.grad`` with ∇_θ total; if ``observe`` or ``balance``, per term via explicit
+        autograd, and hand those gradients to the monitor (``observe``: a check of ``phase``
+        at ``step``) and to the grad-norm balancer (``balance``: new weights from the next
+        step on). The per-term gradients are taken once for both.
 
         Per-term gradients come from ``torch.autograd.grad(L_τ, θ, retain_graph=True)``,
         not module hooks (building residuals with ``create_graph=True`` fires those too).
@@ -204,7 +219,7 @@ class Trainer:
             weighted sum too, by linearity).
         """
         per_term = {}
-        if observe:
+        if observe or balance:
             for i, term in enumerate(self.terms):
                 keep = i < len(self.terms) - 1
                 per_term[term] = torch.autograd.grad(losses[term], self.parameters,
@@ -220,17 +235,20 @@ class Trainer:
             self.distributed.average_(grads + [stacked, flag])
             reported = dict(zip(reported, stacked))
             stop = bool(flag > 0)  # sync point: every rank must agree to stop together
-        if observe:
+        if per_term:
             for j, p in enumerate(self.parameters):
                 weighted = [(self.weights[t], per_term[t][j]) for t in self.terms
                             if per_term[t][j] is not None]
                 p.grad = sum(w * g for w, g in weighted) if weighted else None
+        if observe:
             layer_grads = {term: {name: term_grads[j] if term_grads[j] is not None
                                   else torch.zeros_like(self.parameters[j])
                                   for name, j in self._layer_weights.items()}
                            for term, term_grads in per_term.items()}
             self.monitor.observe(step, {t: float(v) for t, v in reported.items()}, layer_grads,
-                                 phase=phase)
+                                 phase=phase, weights=self.weights)
+        if balance:  # after the monitor: it records the weights this step used
+            self.balancer.update_from_gradients(per_term)
         return reported, stop
 
     def evaluate_losses(self) -> dict[str, float]:
@@ -267,10 +285,15 @@ class Trainer:
         if every and self.adam_done and self.adam_done % every == 0:
             self._draw_batch(adaptive=self.sampling.adaptive == "rad")
         self.adam.zero_grad(set_to_none=True)
-        losses = self.losses(causal=True)
+        losses = self.losses(adam_phase=True)
         total = weighted_total(losses, self.weights)
         observe = self.monitor is not None and self.step % self.monitor.every == 0
-        reported, stop = self._backward(losses, total, stop, observe, "adam", self.step)
+        balance = self.balancer is not None and self.balancer.due(self.adam_done)
+        reported, stop = self._backward(losses, total, stop, observe, "adam", self.step,
+                                        balance=balance and self.balancer.scheme == "grad_norm")
+        if balance and self.balancer.scheme == "ntk":
+            self.balancer.update_from_ntk(self._ntk_residuals, self.parameters,
+                                          self._average if self.distributed else None)
         self._track_finite(reported)
         self.adam.step()
         if self.schedule is not None:
@@ -342,30 +365,9 @@ class Trainer:
             reason = self.lbfgs.stop_reason
             self.lbfgs_stop = reason and f"{reason} at iteration {self.lbfgs_done}"
         else:
-            self.lbfgs_stop = self._lbfgs_stop_reason(float(last["total"]), done)
+            self.lbfgs_stop = lbfgs_stop_reason(self.lbfgs, self.parameters, float(last["total"]),
+                                                done, self.lbfgs_done)
         return self.lbfgs_stop
-
-    def _lbfgs_stop_reason(self, loss: float, done: int) -> str | None:
-        """Recompute torch.optim.LBFGS's exit tests (it does not report which one fired)."""
-        group = self.lbfgs.param_groups[0]
-        state = self.lbfgs.state[self.parameters[0]]
-        grad = torch.cat([p.grad.reshape(-1) for p in self.parameters if p.grad is not None])
-        if grad.abs().max() <= group["tolerance_grad"]:
-            return (f"gradient tolerance: max |∇L| <= tolerance_grad "
-                    f"({group['tolerance_grad']:g}) at iteration {self.lbfgs_done}")
-        d, t = state.get("d"), state.get("t")
-        if d is not None and t is not None and float((d * t).abs().max()) <= group["tolerance_change"]:
-            return (f"step tolerance: line search step below tolerance_change "
-                    f"({group['tolerance_change']:g}) at iteration {self.lbfgs_done}; "
-                    f"the line search could not decrease the loss further")
-        prev = state.get("prev_loss")
-        if prev is not None and abs(loss - float(prev)) < group["tolerance_change"]:
-            return (f"loss tolerance: loss change below tolerance_change "
-                    f"({group['tolerance_change']:g}) at iteration {self.lbfgs_done}")
-        if done == 0:
-            return (f"line search failure: no iteration completed within "
-                    f"{group['max_eval']} function evaluations at iteration {self.lbfgs_done}")
-        return None  # evaluation budget of this chunk spent while still progressing
 
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -380,6 +382,8 @@ class Trainer:
             "schedule": self.schedule.state_dict() if self.schedule is not None else None,
             "lbfgs": self.lbfgs.state_dict(), "generator": self.generator.get_state(),
             "batch": {t: p.clone() for t, p in self._batch64.items()},
+            "balancer": self.balancer.state_dict() if self.balancer is not None else None,
+            "attention": self.attention.state_dict() if self.attention is not None else None,
         }
         if self.monitor is not None:
             state["monitor"] = self.monitor.state_dict()
@@ -403,9 +407,13 @@ class Trainer:
         if self.schedule is not None:
             self.schedule.load_state_dict(state["schedule"])
         self.lbfgs.load_state_dict(state["lbfgs"])
+        if self.balancer is not None:
+            self.balancer.load_state_dict(state["balancer"])
         self.generator.set_state(state["generator"])
         self._batch64 = {t: p.clone() for t, p in state["batch"].items()}
         self._cast_batch()
+        if self.attention is not None:
+            self.attention.load_state_dict(state["attention"])
         if self.monitor is not None:
             self.monitor.load_state_dict(state["monitor"])
         if self.sketched_data is not None:
