@@ -18,6 +18,7 @@ from pinnsketch.config import load_config
 from pinnsketch.errors import ConfigError, NonFiniteLoss, RunInterrupted, suggest
 from pinnsketch.problems import BUILTIN_PROBLEMS
 from pinnsketch.runner.diagnosis import diagnose_run
+from pinnsketch.runner.remedy import rerun_with_remedies
 
 __all__ = ["main"]
 
@@ -80,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
 
     diagnose = commands.add_parser("diagnose", help="stall diagnosis of a monitored run")
     diagnose.add_argument("run_dir", metavar="RUN_DIR")
+    diagnose.add_argument("--rerun", action="store_true",
+                          help="train the run again with its findings' remedies and report "
+                               "rel L2 before and after")
+    diagnose.add_argument("--out", metavar="DIR",
+                          help="run folder of the rerun (default RUN_DIR-remedied)")
     return parser
 
 
@@ -181,7 +187,20 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _diagnose(args: argparse.Namespace) -> int:
+    if args.out and not args.rerun:
+        raise ConfigError("--out: only with --rerun (the diagnosis is written in RUN_DIR)")
     print(diagnose_run(Path(args.run_dir)))
+    if args.rerun:
+        result = rerun_with_remedies(args.run_dir, args.out)
+        before, after = result["rel_l2_before"], result["rel_l2_after"]
+        print(f"remedy: --set {' --set '.join(result['overrides'])}")
+        for lost in result["skipped"]:
+            print(f"not applied (another finding set the key): {lost}")
+        if before is not None and after is not None:
+            print(f"rel L2: {before:.3e} before, {after:.3e} after ({before / after:.3g}× "
+                  f"better)" if after < before else
+                  f"rel L2: {before:.3e} before, {after:.3e} after (no improvement)")
+        print(f"rerun: {result['out']}")
     return 0
 
 

@@ -45,6 +45,13 @@ class FourierFeatures(nn.Module):
         return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
 
 
+def _rename_mlp_keys(state: dict, prefix: str, *args) -> None:
+    """Checkpoints written before the networks moved to ``architectures`` name the network
+    ``mlp``; read them as ``network`` (their runs stay loadable)."""
+    for key in [k for k in state if k.startswith(prefix + "mlp.")]:
+        state[prefix + "network." + key[len(prefix) + 4:]] = state.pop(key)
+
+
 class PINN(nn.Module):
     """u_θ(z) for points ``z`` of shape ``(N, d)``; returns ``(N,)``.
 
@@ -84,6 +91,7 @@ class PINN(nn.Module):
             self.register_buffer("scale", 2.0 / (highs_t - lows_t))
             self.register_buffer("shift", -1.0 - lows_t * self.scale)
         self.output_transform = output_transform
+        self._register_load_state_dict_pre_hook(_rename_mlp_keys)
 
     @property
     def linear_layers(self) -> list[nn.Linear]:

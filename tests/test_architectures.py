@@ -169,3 +169,14 @@ def test_activation_and_init_registries_are_those_of_the_schema():
     assert fields["activation"].metadata["choices"] == tuple(ACTIVATIONS)
     assert fields["init"].metadata["choices"] == tuple(INITIALIZERS)
     assert fields["type"].metadata["choices"] == ("mlp", "modified_mlp", "pirate")
+
+
+def test_checkpoints_that_name_the_network_mlp_still_load():
+    config = _config()
+    trainer = build_trainer(config)
+    old = {k.replace("network.", "mlp.", 1): v.clone() for k, v in
+           trainer.model.state_dict().items()}
+    fresh = build_trainer(_config(extra=["train.seed=5"])).model
+    fresh.load_state_dict(old)
+    for p, q in zip(fresh.parameters(), trainer.model.parameters()):
+        assert torch.equal(p, q)

@@ -1,7 +1,7 @@
 """Diagnose a monitored run: rules over half-overlapping windows, persistent hits as findings."""
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -9,12 +9,15 @@ from pinnsketch.diagnosis.findings import SOURCES, TITLES, Finding, Thresholds
 from pinnsketch.diagnosis.rules import (Candidate, RunView, conflict, imbalance, layer_scale,
                                         rank_collapse, stagnation, trivial_solution,
                                         vanishing_overall, windows)
+from pinnsketch.diagnosis.run_rules import causality_violation, optimizer_stall
 
 __all__ = ["diagnose"]
 
 
 def diagnose(history, weights: Mapping[str, float] | None = None,
-             thresholds: Thresholds = Thresholds()) -> list[Finding]:
+             thresholds: Thresholds = Thresholds(), *,
+             metrics: Sequence[Mapping[str, Any]] = (),
+             summary: Mapping[str, Any] | None = None, causal_chunks: int = 0) -> list[Finding]:
     """Named findings of a monitored run.
 
     Args:
@@ -22,14 +25,19 @@ def diagnose(history, weights: Mapping[str, float] | None = None,
         weights: the run's loss weights (``train.weights``) for terms whose weight the
             history did not record; unnamed terms weigh 1.
         thresholds: the decision thresholds.
+        metrics, summary: the run's evaluation records and ``summary.json``, for the
+            findings of :mod:`pinnsketch.diagnosis.run_rules` (none without them).
+        causal_chunks: the run's ``train.causal.chunks`` (0: off), for the causal remedy.
 
     Returns:
         Findings in the order of :data:`TITLES` (then by first step); empty for a healthy
         run or too short a history.
     """
     n = len(history.steps)
+    from_record = causality_violation(metrics, causal_chunks, thresholds)
+    from_record += optimizer_stall(summary or {}, thresholds)
     if n < thresholds.min_rows:
-        return []
+        return from_record
     run = RunView(history, weights or {})
     spans = windows(n, thresholds.min_rows)
     hits: dict[tuple[str, str], list[tuple[int, Candidate]]] = {}
@@ -56,6 +64,7 @@ def diagnose(history, weights: Mapping[str, float] | None = None,
                                     {k: float(v) for k, v in best.evidence.items()},
                                     best.message, best.suggestion, best.layers or (best.layer,),
                                     run.steps(*spans[w_best]), best.remedy, SOURCES[kind]))
+    findings += from_record
     order = list(TITLES)
     findings.sort(key=lambda f: (order.index(f.kind), f.steps[0]))
     return findings

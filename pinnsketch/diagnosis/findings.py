@@ -73,6 +73,12 @@ class Thresholds:
             layers of healthy runs do sit near rank one for hundreds of steps (the first
             layers of the default Burgers network: 1.00–1.1), the network median does not.
         min_rows: fewer history rows than this: no diagnosis (too little to judge).
+        stall_gradient: optimizer stall — max |∇L| at an early line-search stop at or above
+            this: 1000× the default ``train.lbfgs_tolerance_grad`` (1e-9), so the stop is not
+            the gradient test by another name. Set by that reasoning, not calibrated on runs.
+        causality: causality violation — the earliest quarter's mean squared pde residual at
+            least this multiple of the latest quarter's (an order of magnitude). Set by
+            reasoning, not yet calibrated on held-out runs.
     """
 
     plateau: float = 0.02
@@ -88,6 +94,8 @@ class Thresholds:
     rank_collapsed: float = 1.05
     rank_before: float = 1.5
     min_rows: int = 8
+    stall_gradient: float = 1e-6
+    causality: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -96,7 +104,8 @@ class Finding:
 
     Attributes:
         kind: the mechanism, a key of :data:`TITLES` (``imbalance``, ``trivial_solution``,
-            ``vanishing``, ``exploding``, ``stagnation``, ``conflict``, ``rank_collapse``).
+            ``vanishing``, ``exploding``, ``stagnation``, ``conflict``, ``rank_collapse``,
+            ``causality``, ``optimizer_stall``).
         steps: first and last training step of the windows where it holds.
         layer: ``"layer<i>"`` where the evidence is strongest (``"all"``: network-wide).
         term: the loss term concerned, or ``"a|b"`` for a pair.
@@ -127,7 +136,8 @@ class Finding:
 TITLES = {"imbalance": "Loss-term imbalance", "trivial_solution": "Trivial-solution trap",
           "vanishing": "Vanishing gradients",
           "exploding": "Exploding gradients", "stagnation": "Stagnation",
-          "conflict": "Conflicting terms", "rank_collapse": "Rank collapse"}
+          "conflict": "Conflicting terms", "rank_collapse": "Rank collapse",
+          "causality": "Causality violation", "optimizer_stall": "Optimizer stall"}
 
 # The documented vocabulary of mechanisms (the keys of TITLES) and where each is described.
 SOURCES = {
@@ -145,6 +155,10 @@ SOURCES = {
     "conflict": "Wang, Bhartari, Li & Perdikaris 2025, Gradient alignment in physics-informed "
                 "neural networks: a second-order optimization perspective, arXiv 2502.00604",
     "rank_collapse": "pinnsketch monitor heuristic (no published mechanism)",
+    "causality": "Wang, Sankaran & Perdikaris 2024, Respecting causality for training "
+                 "physics-informed neural networks, CMAME 421",
+    "optimizer_stall": "Rathore, Lei, Frangella, Lu & Udell 2024, Challenges in training "
+                       "PINNs: a loss landscape perspective, ICML",
 }
 
 

@@ -156,8 +156,9 @@ def imbalance(run: RunView, sl: slice, th: Thresholds) -> list[Candidate]:
                    f"{_fmt(evidence['loss_end'])} (start {_fmt(run.start[term])}; "
                    f"{_change(fall)} over the window).")
         suggestion = (f"raise `train.weights.{term}` from {_fmt(w_t)} to {_fmt(weight)}, the "
-                      f"weight that equalises the two weighted gradients, or adapt the weights "
-                      f"during training (learning-rate annealing, Wang et al. 2021).")
+                      f"weight that equalises the two weighted gradients, or let the weights "
+                      f"adapt during training (`train.balancing.scheme=grad_norm`, Wang et "
+                      f"al. 2023).")
         out.append(Candidate("imbalance", run.layers[layer], term, ratio, evidence, message,
                               suggestion, remedy=(f"train.weights.{term}={weight:.3g}",)))
     return out

@@ -46,7 +46,8 @@ def write_report(run_dir: str | Path, monitor: SketchMonitor,
         figures = config.output.plots if config is not None else True
     history = monitor.history_view()
     weights = history.weights_in_force(weights)  # adaptive ones as last recorded
-    findings = diagnose(history, weights)
+    findings = diagnose(history, weights, metrics=metrics, summary=folder.read_summary(),
+                        causal_chunks=config.train.causal.chunks if config is not None else 0)
     paths = []
     if figures:
         for name, figure in monitor_figures(history, title=folder.path.name).items():

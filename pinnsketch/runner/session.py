@@ -32,7 +32,7 @@ from pinnsketch.runner.run_dir import RunDir
 from pinnsketch.training.build import build_trainer, resolve_device
 from pinnsketch.training.checks import check_problem_outputs
 from pinnsketch.training.distributed import DistributedContext, init_from_environment
-from pinnsketch.training.evaluation import predict, relative_l2
+from pinnsketch.training.evaluation import predict, relative_l2, residual_by_time
 from pinnsketch.training.interrupt import GracefulInterrupt
 from pinnsketch.training.schedule import Schedule
 from pinnsketch.training.trainer import Trainer
@@ -238,13 +238,22 @@ class _Session:
                 "step": trainer.step, "phase": phase, "loss": dict(losses),
                 "loss_total": sum(trainer.weights[t] * v for t, v in losses.items()),
                 "rel_l2": self.rel_l2, "lr": trainer.adam.param_groups[0]["lr"],
-                "wall_s": self.wall(), **self.problem.metrics(), **trainer.metrics()})
+                "wall_s": self.wall(), **self.problem.metrics(), **trainer.metrics(),
+                **self._profile()})
             postfix = {t: f"{v:.2e}" for t, v in losses.items()}
             if self.rel_l2 is not None:
                 postfix["rel_l2"] = f"{self.rel_l2:.2e}"
             self.bar.set_postfix(postfix, refresh=False)
         if trainer.step - self.last_checkpoint >= self.config.train.checkpoint_every:
             self.checkpoint()
+
+    def _profile(self) -> dict[str, list[float]]:
+        """The pde residual over time slabs of the current points (evolution problems)."""
+        trainer, time = self.trainer, self.problem.domain.time
+        if time is None or "pde" not in trainer.batch:
+            return {}
+        return {"pde_by_time": residual_by_time(self.problem, trainer.model,
+                                                trainer.batch["pde"], time)}
 
     def checkpoint(self) -> None:
         """Save the trainer state; distributed, with every rank's generator and batch
@@ -270,6 +279,7 @@ class _Session:
             **self.problem.metrics(), "steps": steps, "adam_steps": trainer.adam_done,
             "lbfgs_steps": trainer.lbfgs_done,
             "stop_reasons": self.schedule.stop_reasons(status),
+            "stop_gradient": self.schedule.stop_gradient,
             "final_losses": trainer.last_losses, "wall_s": self.wall(), "train_s": train_s,
             "s_per_step": train_s / steps if steps else None, "seed": self.config.train.seed,
             "dtype": self.config.train.dtype, "device": str(trainer.device),

@@ -4,9 +4,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["EVAL_CHUNK", "pde_residual_values", "predict", "relative_l2"]
+__all__ = ["EVAL_CHUNK", "TIME_SLABS", "pde_residual_values", "predict", "relative_l2",
+           "residual_by_time"]
 
 EVAL_CHUNK = 65536  # grid points per forward pass at evaluation
+TIME_SLABS = 8  # slabs of the residual-over-time profile an evaluation records
 
 
 def predict(model: torch.nn.Module, points: np.ndarray) -> np.ndarray:
@@ -30,6 +32,22 @@ def pde_residual_values(problem, model: torch.nn.Module, points: np.ndarray) -> 
                                 device=param.device).requires_grad_(True)
         out.append(problem.pde_residual(model, chunk).detach().to(torch.float64).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)
+
+
+def residual_by_time(problem, model: torch.nn.Module, points: torch.Tensor,
+                     interval: tuple[float, float], slabs: int = TIME_SLABS) -> list[float]:
+    """Mean squared PDE residual of ``points`` (N, d; time last) in ``slabs`` equal time slabs
+    of ``interval``, earliest first (None for an empty slab): the causality profile (Wang,
+    Sankaran & Perdikaris 2024 show failed evolution runs fitting late times first)."""
+    points = points.detach().requires_grad_(True)
+    square = problem.pde_residual(model, points).detach()
+    square = square.reshape(len(points), -1).square().mean(dim=1).to(torch.float64).cpu()
+    t0, t1 = interval
+    slab = ((points[:, -1].detach().cpu().to(torch.float64) - t0) / (t1 - t0) * slabs)
+    slab = slab.floor().clamp(0, slabs - 1).long()
+    sums = torch.zeros(slabs, dtype=torch.float64).index_add(0, slab, square)
+    counts = torch.bincount(slab, minlength=slabs).to(torch.float64)
+    return [float(s / c) if c else None for s, c in zip(sums.tolist(), counts.tolist())]
 
 
 def relative_l2(prediction: np.ndarray, reference: np.ndarray) -> float:

@@ -26,12 +26,15 @@ class Schedule:
     Attributes:
         train_s: seconds spent in optimiser steps (evaluation and I/O excluded).
         stopped_between_steps: a stop was asked for and honoured after a complete step.
+        stop_gradient: max |∇L| when the phase after Adam stopped before its budget (the
+            evidence of a line-search stall: a stop while the gradient is not small), else None.
     """
 
     def __init__(self, train: TrainConfig, sampling: SamplingConfig, trainer: Trainer):
         self.train, self.sampling, self.trainer = train, sampling, trainer
         self.train_s = 0.0
         self.stopped_between_steps = False
+        self.stop_gradient: float | None = None
 
     @property
     def total_steps(self) -> int:
@@ -72,7 +75,11 @@ class Schedule:
             done = trainer.adam_done == cfg.adam_steps
             if trainer.step % cfg.eval_every == 0 or done or stop:
                 trainer.raise_if_nonfinite()
-                evaluate("adam", {t: float(v) for t, v in losses.items()})
+                if trainer.causal is not None or trainer.attention is not None:
+                    # The step's losses are reweighted; the record keeps the plain ones.
+                    evaluate("adam", trainer.evaluate_losses())
+                else:
+                    evaluate("adam", {t: float(v) for t, v in losses.items()})
             if stop:
                 self.stopped_between_steps = True
                 raise KeyboardInterrupt
@@ -86,6 +93,9 @@ class Schedule:
             tic = time.perf_counter()
             reason = trainer.lbfgs_chunk(chunk)
             self.train_s += time.perf_counter() - tic
+            if reason is not None:
+                grads = [p.grad.abs().max() for p in trainer.parameters if p.grad is not None]
+                self.stop_gradient = float(max(grads)) if grads else None
             progress(trainer.step - before)
             stop = trainer.agree_to_stop(interrupt.requested)
             if (trainer.step % cfg.eval_every == 0 or reason is not None

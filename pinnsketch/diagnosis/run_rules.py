@@ -1,0 +1,110 @@
+"""Findings from the run's record rather than its gradients: how the phase after Adam
+stopped (``summary.json``) and the pde residual over time (``metrics.jsonl``).
+
+Neither reads the reference solution or the relative L2 error.
+
+- *Optimizer stall* (Rathore, Lei, Frangella, Lu & Udell 2024): the phase after Adam ended
+  early on a line-search failure or a step tolerance while max |∇L| was still at least
+  ``Thresholds.stall_gradient`` — the search found no decrease along its direction, not a
+  minimum. Remedy: the dense self-scaled Broyden phase (it keeps curvature L-BFGS's short
+  history loses) when its inverse Hessian fits the default memory limit; for a dense phase,
+  redrawing its points (its H carries over).
+- *Causality violation* (Wang, Sankaran & Perdikaris 2024): at the last evaluation the
+  earliest quarter of the time interval keeps a mean squared pde residual at least
+  ``Thresholds.causality`` times the latest quarter's — later times fitted, the initial
+  layer that determines them not. Remedy: causal training with ε from the measured slab
+  losses (the last of 32 slabs starts at weight 10⁻³).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+from pinnsketch.diagnosis.findings import SOURCES, Finding, Thresholds
+
+__all__ = ["causality_violation", "optimizer_stall"]
+
+# Dense inverse Hessians up to this size fit the default ``train.max_hessian_mib``.
+_DENSE_MIB = 1024.0
+_CAUSAL_CHUNKS = 32
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def optimizer_stall(summary: Mapping[str, Any], th: Thresholds) -> list[Finding]:
+    """The phase after Adam stopped early on its line search while the gradient was not
+    small (see the module docstring); [] otherwise."""
+    reasons = {p: r for p, r in summary.get("stop_reasons", {}).items() if p != "adam"}
+    gradient = summary.get("stop_gradient")
+    if not reasons or gradient is None:
+        return []
+    phase, reason = next(iter(reasons.items()))
+    if not reason.startswith(("line search failure", "step tolerance")):
+        return []
+    if not gradient >= th.stall_gradient:
+        return []
+    steps = summary.get("steps", 0)
+    parameters = int(summary.get("parameters", 0))
+    evidence = {"max_gradient": float(gradient), "iterations": float(summary.get("lbfgs_steps", 0)),
+                "parameters": float(parameters)}
+    message = (f"`{phase}` stopped after {summary.get('lbfgs_steps', 0)} iterations "
+               f"({reason}) while max |∇L| was {_fmt(gradient)}: the line search found no "
+               f"decrease along its direction, not a minimum.")
+    mib = parameters ** 2 * 8 / 2 ** 20
+    if phase == "lbfgs" and mib <= _DENSE_MIB:
+        remedy = ("train.quasi_newton=ssbroyden2",)
+        suggestion = (f"use the dense self-scaled Broyden phase (`train.quasi_newton="
+                      f"ssbroyden2`: {parameters} parameters, a {mib:.0f} MiB inverse Hessian), "
+                      f"which keeps the curvature L-BFGS's history drops.")
+    elif phase != "lbfgs":
+        remedy = ("sampling.lbfgs_resample_every=500",)
+        suggestion = ("redraw its points every 500 iterations (`sampling.lbfgs_resample_every"
+                      "=500`; H carries over), so the line search sees a fresh objective.")
+    else:
+        remedy = ()
+        suggestion = (f"a dense phase would need a {mib:.0f} MiB inverse Hessian; use a smaller "
+                      f"network or raise `train.max_hessian_mib` with `train.quasi_newton="
+                      f"ssbroyden2`.")
+    return [Finding("optimizer_stall", (steps, steps), "all", "all", evidence, message,
+                    suggestion, ("all",), (steps, steps), remedy, SOURCES["optimizer_stall"])]
+
+
+def causality_violation(metrics: Sequence[Mapping[str, Any]], causal_chunks: int,
+                        th: Thresholds) -> list[Finding]:
+    """Early times unfitted while late ones are, at the last evaluation (module docstring);
+    ``causal_chunks`` is the run's ``train.causal.chunks`` (0: off). [] without a profile."""
+    profiled = [m for m in metrics if m.get("pde_by_time")]
+    if not profiled:
+        return []
+    last = profiled[-1]
+    profile = [v for v in last["pde_by_time"] if v is not None and math.isfinite(v)]
+    quarter = max(1, len(profile) // 4)
+    if len(profile) < 4:
+        return []
+    early = sum(profile[:quarter]) / quarter
+    late = sum(profile[-quarter:]) / quarter
+    if not late > 0 or early / late < th.causality:
+        return []
+    ratio = early / late
+    total = sum(profile) / len(profile) * _CAUSAL_CHUNKS  # Σ_k L_k over 32 slabs
+    tolerance = math.log(1e3) / total
+    step = int(last["step"])
+    evidence = {"early_residual": early, "late_residual": late, "ratio": ratio,
+                "tolerance": tolerance}
+    message = (f"at step {step} the pde residual of the earliest quarter of the time "
+               f"interval is {_fmt(ratio)}× the latest quarter's (mean square {_fmt(early)} "
+               f"against {_fmt(late)}): later times are fitted before the earlier ones "
+               f"that determine them.")
+    if causal_chunks:
+        remedy = (f"train.causal.tolerance={tolerance:.3g}",)
+        suggestion = (f"causal training is on: raise its tolerance to {tolerance:.3g} (the last "
+                      f"slab then starts at weight 1e-3 of the current residuals).")
+    else:
+        remedy = (f"train.causal.chunks={_CAUSAL_CHUNKS}", f"train.causal.tolerance={tolerance:.3g}")
+        suggestion = (f"train causally (`train.causal.chunks={_CAUSAL_CHUNKS}`, `tolerance="
+                      f"{tolerance:.3g}`: the last slab starts at weight 1e-3 of the current "
+                      f"residuals).")
+    return [Finding("causality", (step, step), "all", "pde", evidence, message, suggestion,
+                    ("all",), (step, step), remedy, SOURCES["causality"])]
