@@ -50,6 +50,12 @@ CASES = {
          "train.adam_steps=2000", "train.lbfgs_steps=1000"],
         ["model.type=modified_mlp"],
         "the same, with the modified MLP's gates (Wang, Teng & Perdikaris 2021)"),
+    "convection_curriculum": (
+        "convection",
+        ["train.lbfgs_steps=0", "train.adam_steps=3000"],
+        ["train.curriculum.option=beta", "train.curriculum.start=1.0",
+         "train.curriculum.steps=2000"],
+        "β = 40 from the start (Krishnapriyan et al. 2021: curriculum from small β)"),
 }
 
 

@@ -172,6 +172,19 @@ class BalancingConfig:
 
 
 @dataclass(frozen=True)
+class CurriculumConfig:
+    """Curriculum regularisation (Krishnapriyan et al. 2021; :mod:`pinnsketch.training.
+    curriculum`): the problem option ``option`` ramps linearly from ``start`` to its
+    configured value over the first ``steps`` Adam steps; ``option`` empty turns it off.
+    Evaluations after the ramp, the reference and the phase after Adam use the target (also
+    when ``steps`` exceeds ``train.adam_steps``: a run extended later continues the ramp)."""
+
+    option: str = ""
+    start: float = 0.0
+    steps: int = _option(1, low=1)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Optimisation schedule: Adam for ``adam_steps``, then L-BFGS for ``lbfgs_steps``.
 
@@ -193,6 +206,7 @@ class TrainConfig:
             CUDA and gloo on CPU.
         causal: causal weighting of the pde loss in the Adam phase (:class:`CausalConfig`).
         balancing: adaptive loss weights (:class:`BalancingConfig`).
+        curriculum: a problem option ramped over the first Adam steps (:class:`CurriculumConfig`).
     """
 
     adam_steps: int = _option(10000, low=0)
@@ -214,6 +228,7 @@ class TrainConfig:
     distributed_backend: str = _option("auto", choices=DISTRIBUTED_BACKENDS)
     causal: CausalConfig = field(default_factory=CausalConfig)
     balancing: BalancingConfig = field(default_factory=BalancingConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pinnsketch.errors import ConfigError
 from pinnsketch.architectures import build_network
 from pinnsketch.model import embedding_width
 from pinnsketch.problems import Problem, resolve_problem_class
+from pinnsketch.training.curriculum import Curriculum
 
 __all__ = ["build_problem", "check_config", "check_problem", "check_problem_outputs",
            "parameter_count", "run_terms"]
@@ -136,6 +137,7 @@ def check_config(config: RunConfig, problem: Problem | None = None) -> None:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise ConfigError("train.causal: single-process only for now (each rank's slab "
                               "losses would give different weights); run without torchrun")
+    _check_curriculum(config, problem)
     sampling = config.sampling
     if sampling.attention != "none" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("sampling.attention: single-process only for now (each rank would "
@@ -167,6 +169,19 @@ def _check_periodic(config: RunConfig, problem: Problem) -> None:
     if config.model.periodic and missing:
         raise ConfigError(f"model.periodic: embeds {sorted(config.model.periodic)} but not "
                           f"{missing}, whose periodicity the bc term it drops also holds")
+
+
+def _check_curriculum(config: RunConfig, problem: Problem) -> None:
+    ramp = config.train.curriculum
+    if not ramp.option:
+        return
+    try:
+        Curriculum(problem, ramp.option, ramp.start, ramp.steps)
+    except ConfigError as err:  # the problem's own check of the start value
+        raise ConfigError(f"train.curriculum.start: {ramp.start!r} is not a valid "
+                          f"{ramp.option} ({err})") from None
+    except ValueError as err:
+        raise ConfigError(f"train.curriculum: {err}") from None
 
 
 def _check_model(config: RunConfig, problem: Problem) -> None:

@@ -11,6 +11,7 @@ import time
 from typing import Callable, Mapping
 
 from pinnsketch.config import SamplingConfig, TrainConfig
+from pinnsketch.training.curriculum import Curriculum
 from pinnsketch.training.interrupt import GracefulInterrupt
 from pinnsketch.training.trainer import Trainer
 
@@ -35,6 +36,9 @@ class Schedule:
         self.train_s = 0.0
         self.stopped_between_steps = False
         self.stop_gradient: float | None = None
+        ramp = train.curriculum
+        self.curriculum = (Curriculum(trainer.problem, ramp.option, ramp.start, ramp.steps)
+                           if ramp.option else None)
 
     @property
     def total_steps(self) -> int:
@@ -64,25 +68,11 @@ class Schedule:
         second = cfg.quasi_newton
         if trainer.step == 0:
             evaluate("adam" if cfg.adam_steps else second, trainer.evaluate_losses())
-        while trainer.adam_done < cfg.adam_steps:
-            tic = time.perf_counter()
-            losses, stop = trainer.adam_step(stop=interrupt.requested)
-            self.train_s += time.perf_counter() - tic
-            # In one process a Ctrl-C during this step stops right after it; distributed,
-            # the request travels with the next step's all-reduce so all ranks stop together.
-            stop = stop or (trainer.distributed is None and interrupt.requested)
-            progress(1)
-            done = trainer.adam_done == cfg.adam_steps
-            if trainer.step % cfg.eval_every == 0 or done or stop:
-                trainer.raise_if_nonfinite()
-                if trainer.causal is not None or trainer.attention is not None:
-                    # The step's losses are reweighted; the record keeps the plain ones.
-                    evaluate("adam", trainer.evaluate_losses())
-                else:
-                    evaluate("adam", {t: float(v) for t, v in losses.items()})
-            if stop:
-                self.stopped_between_steps = True
-                raise KeyboardInterrupt
+        try:
+            self._adam_phase(interrupt, evaluate, progress)
+        finally:
+            if self.curriculum is not None:
+                self.curriculum.finish()  # the target for what follows, whatever happened
         while trainer.lbfgs_done < cfg.lbfgs_steps and trainer.lbfgs_stop is None:
             chunk = min(cfg.eval_every - trainer.step % cfg.eval_every,
                         cfg.lbfgs_steps - trainer.lbfgs_done)
@@ -101,6 +91,31 @@ class Schedule:
             if (trainer.step % cfg.eval_every == 0 or reason is not None
                     or trainer.lbfgs_done >= cfg.lbfgs_steps or stop):
                 evaluate(second, trainer.last_losses)
+            if stop:
+                self.stopped_between_steps = True
+                raise KeyboardInterrupt
+
+    def _adam_phase(self, interrupt: GracefulInterrupt, evaluate: Evaluate,
+                    progress: Callable[[int], None]) -> None:
+        trainer, cfg = self.trainer, self.train
+        while trainer.adam_done < cfg.adam_steps:
+            if self.curriculum is not None:
+                self.curriculum.apply(trainer.adam_done)
+            tic = time.perf_counter()
+            losses, stop = trainer.adam_step(stop=interrupt.requested)
+            self.train_s += time.perf_counter() - tic
+            # In one process a Ctrl-C during this step stops right after it; distributed,
+            # the request travels with the next step's all-reduce so all ranks stop together.
+            stop = stop or (trainer.distributed is None and interrupt.requested)
+            progress(1)
+            done = trainer.adam_done == cfg.adam_steps
+            if trainer.step % cfg.eval_every == 0 or done or stop:
+                trainer.raise_if_nonfinite()
+                if trainer.causal is not None or trainer.attention is not None:
+                    # The step's losses are reweighted; the record keeps the plain ones.
+                    evaluate("adam", trainer.evaluate_losses())
+                else:
+                    evaluate("adam", {t: float(v) for t, v in losses.items()})
             if stop:
                 self.stopped_between_steps = True
                 raise KeyboardInterrupt
