@@ -255,3 +255,12 @@ def test_diagnose_stall_example(tmp_path):
     assert ("trivial_solution", "ic") in {(f.kind, f.term)
                                            for f in results["stalled"]["findings"]}
     assert results["stalled"]["rel_l2"] > 0.9 > results["healthy"]["rel_l2"]
+
+
+def test_a_trap_under_equal_weights_gets_adaptive_weights_as_its_remedy():
+    edit, weights, _ = CASES["trivial-solution"]
+    (trap,) = [f for f in diagnose(_history(edit), weights) if f.kind == "trivial_solution"]
+    assert trap.remedy == ("train.balancing.scheme=grad_norm",)
+    # Under a smaller weight the remedy is that weight raised to pde's.
+    (low,) = [f for f in diagnose(_history(edit), {"bc": 1e-3}) if f.kind == "trivial_solution"]
+    assert low.remedy == ("train.weights.bc=1",)

@@ -190,10 +190,12 @@ def trivial_solution(run: RunView, sl: slice, th: Thresholds) -> list[Candidate]
             suggestion = (f"`{term}` weighs {_fmt(w_t)} against `{ref}`'s {_fmt(w_ref)}: "
                           f"give it the same weight, or impose it exactly (hard constraints)")
             remedy: tuple[str, ...] = (f"train.weights.{term}={w_ref:g}",)
-        else:
-            suggestion = (f"impose `{term}` exactly (`model.hard_constraints: true` where the "
-                          f"problem supports it) or raise its weight above `{ref}`'s")
-            remedy = ()
+        else:  # equal weights do not pull it off: weights from the gradients' sizes
+            suggestion = (f"let the weights adapt to the gradients' sizes (`train.balancing."
+                          f"scheme=grad_norm`, Wang et al. 2023: `{term}` gets Σ‖∇L‖/‖∇L_{term}‖), "
+                          f"or impose `{term}` exactly (`model.hard_constraints: true` where the "
+                          f"problem supports it)")
+            remedy = ("train.balancing.scheme=grad_norm",)
         out.append(Candidate("trivial_solution", "all", term, -np.log10(
             max(evidence[f"{ref}_loss_vs_start"], 1e-300)), evidence, message, suggestion,
             tuple(run.layers), remedy=remedy))
