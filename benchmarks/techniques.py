@@ -50,6 +50,25 @@ CASES = {
          "train.adam_steps=2000", "train.lbfgs_steps=1000"],
         ["model.type=modified_mlp"],
         "the same, with the modified MLP's gates (Wang, Teng & Perdikaris 2021)"),
+    "helmholtz_rba": (
+        "helmholtz2d",
+        ["model.hard_constraints=false", "train.lbfgs_steps=0", "train.adam_steps=4000",
+         "sampling.interior=2000", "sampling.boundary=400"],
+        ["sampling.attention=rba"],
+        "the same, with per-point residual attention (Anagnostopoulos et al. 2024)"),
+    "multiscale_pirate": (
+        "poisson_multiscale",
+        ["model.width=32", "model.depth=3", "sampling.interior=2048", "sampling.boundary=256",
+         "train.adam_steps=2000", "train.lbfgs_steps=1000"],
+        ["model.type=pirate", "model.depth=1", "model.fourier.features=32",
+         "model.fourier.scale=4.0"],
+        "PirateNet, one block, on the same Fourier features (Wang et al. 2024)"),
+    "multiscale_rwf": (
+        "poisson_multiscale",
+        ["model.width=32", "model.depth=3", "sampling.interior=2048", "sampling.boundary=256",
+         "train.adam_steps=2000", "train.lbfgs_steps=1000"],
+        ["model.weight_factorization.enabled=true"],
+        "random weight factorisation of the plain MLP (Wang, Wang & Perdikaris 2022)"),
     "convection_curriculum": (
         "convection",
         ["train.lbfgs_steps=0", "train.adam_steps=3000"],
