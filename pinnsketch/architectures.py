@@ -139,15 +139,12 @@ class MLP(nn.Module):
 
 
 class _Gated(nn.Module):
-    """The gates U = σ(W_u x + b_u), V = σ(W_v x + b_v) both gated networks share; arguments
-    as :class:`MLP`. Subclasses build the rest with ``self.make``."""
+    """The gates U = σ(W_u x + b_u), V = σ(W_v x + b_v) both gated networks share, made by
+    ``make`` (the subclass's layer maker, which then builds the rest)."""
 
-    def __init__(self, in_dim: int, width: int, *, activation: type[nn.Module],
-                 init: Callable[..., torch.Tensor], generator: torch.Generator,
-                 factorization: Factorization | None):
+    def __init__(self, make: _Layers, in_dim: int, width: int, activation: type[nn.Module]):
         super().__init__()
-        self.make = _Layers(init, generator, factorization)
-        self.gate_u, self.gate_v = self.make(in_dim, width), self.make(in_dim, width)
+        self.gate_u, self.gate_v = make(in_dim, width), make(in_dim, width)
         self.activation = activation()
 
     def gates(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -157,11 +154,14 @@ class _Gated(nn.Module):
 class ModifiedMLP(_Gated):
     """The modified MLP (module docstring); arguments as :class:`MLP`."""
 
-    def __init__(self, in_dim: int, out_dim: int, width: int, depth: int, **layers):
-        super().__init__(in_dim, width, **layers)
-        self.hidden = nn.ModuleList([self.make(in_dim if i == 0 else width, width)
+    def __init__(self, in_dim: int, out_dim: int, width: int, depth: int, *,
+                 activation: type[nn.Module], init: Callable[..., torch.Tensor],
+                 generator: torch.Generator, factorization: Factorization | None = None):
+        make = _Layers(init, generator, factorization)
+        super().__init__(make, in_dim, width, activation)
+        self.hidden = nn.ModuleList([make(in_dim if i == 0 else width, width)
                                      for i in range(depth)])
-        self.output = self.make(width, out_dim)
+        self.output = make(width, out_dim)
 
     @property
     def linear_layers(self) -> list[nn.Linear]:
@@ -183,9 +183,11 @@ class PirateNet(_Gated):
     ``alpha`` (depth,) holds the blocks' residual weights, 0 at initialisation.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, width: int, depth: int, **layers):
-        super().__init__(in_dim, width, **layers)
-        make = self.make
+    def __init__(self, in_dim: int, out_dim: int, width: int, depth: int, *,
+                 activation: type[nn.Module], init: Callable[..., torch.Tensor],
+                 generator: torch.Generator, factorization: Factorization | None = None):
+        make = _Layers(init, generator, factorization)
+        super().__init__(make, in_dim, width, activation)
         self.blocks = nn.ModuleList([nn.ModuleList([make(in_dim, width), make(width, width),
                                                     make(width, in_dim)])
                                      for _ in range(depth)])

@@ -20,7 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-__all__ = ["Finding", "SOURCES", "TITLES", "Thresholds"]
+__all__ = ["Finding", "SOURCES", "TITLES", "Thresholds", "fmt"]
+
+
+def fmt(x: float) -> str:
+    """A number as findings print it: three significant digits."""
+    return f"{x:.3g}"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Mapping, NamedTuple
 
 import numpy as np
 
-from pinnsketch.diagnosis.findings import Thresholds
+from pinnsketch.diagnosis.findings import Thresholds, fmt
 
 __all__ = ["Candidate", "RunView", "conflict", "imbalance", "layer_scale", "rank_collapse",
            "stagnation", "trivial_solution", "vanishing_overall", "windows"]
@@ -85,10 +85,6 @@ class RunView:
         return end >= th.unsolved * self.start[term]
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.3g}"
-
-
 def _change(fall: float) -> str:
     """A window's relative fall as a signed change of the loss (−3.0%: fell 3%)."""
     return f"{-fall:+.1%}"
@@ -145,17 +141,17 @@ def imbalance(run: RunView, sl: slice, th: Thresholds) -> list[Candidate]:
                     "loss_change": -fall, "weighted_norm_ratio": ratio,
                     "raw_norm_ratio": raw, "layer_weighted_norm_ratio": per_layer[layer],
                     "weight": w_t, "other_weight": w_o, "wang_lambda": lam}
-        cause = (f"its weight {_fmt(w_t)} against {_fmt(w_o)} puts it there (unweighted, "
-                 f"`{other}`'s gradient is only {_fmt(raw)}× its own)"
+        cause = (f"its weight {fmt(w_t)} against {fmt(w_o)} puts it there (unweighted, "
+                 f"`{other}`'s gradient is only {fmt(raw)}× its own)"
                  if raw < th.dominance else
-                 f"its own gradient is {_fmt(raw)}× smaller (weights {_fmt(w_t)} and "
-                 f"{_fmt(w_o)})")
+                 f"its own gradient is {fmt(raw)}× smaller (weights {fmt(w_t)} and "
+                 f"{fmt(w_o)})")
         message = (f"`{term}` is outweighed by `{other}`: `{other}`'s weighted gradient is "
-                   f"{_fmt(ratio)}× `{term}`'s ({_fmt(per_layer[layer])}× in "
+                   f"{fmt(ratio)}× `{term}`'s ({fmt(per_layer[layer])}× in "
                    f"{run.layers[layer]}); {cause}. Its loss stays at "
-                   f"{_fmt(evidence['loss_end'])} (start {_fmt(run.start[term])}; "
+                   f"{fmt(evidence['loss_end'])} (start {fmt(run.start[term])}; "
                    f"{_change(fall)} over the window).")
-        suggestion = (f"raise `train.weights.{term}` from {_fmt(w_t)} to {_fmt(weight)}, the "
+        suggestion = (f"raise `train.weights.{term}` from {fmt(w_t)} to {fmt(weight)}, the "
                       f"weight that equalises the two weighted gradients, or let the weights "
                       f"adapt during training (`train.balancing.scheme=grad_norm`, Wang et "
                       f"al. 2023).")
@@ -182,12 +178,12 @@ def trivial_solution(run: RunView, sl: slice, th: Thresholds) -> list[Candidate]
         evidence = {f"{ref}_loss_vs_start": end[ref] / run.start[ref],
                     "loss_vs_start": end[term] / run.start[term], "loss_change": -fall,
                     "weight": w_t, "reference_weight": w_ref}
-        message = (f"`{ref}` is fitted ({_fmt(end[ref])}, {_fmt(evidence[f'{ref}_loss_vs_start'])} "
-                   f"of its start) while `{term}` stays at {_fmt(end[term])} "
-                   f"({_fmt(evidence['loss_vs_start'])} of its start; {_change(fall)} over the "
+        message = (f"`{ref}` is fitted ({fmt(end[ref])}, {fmt(evidence[f'{ref}_loss_vs_start'])} "
+                   f"of its start) while `{term}` stays at {fmt(end[term])} "
+                   f"({fmt(evidence['loss_vs_start'])} of its start; {_change(fall)} over the "
                    f"window): the network fits a solution of the PDE that ignores `{term}`.")
         if w_t < w_ref:
-            suggestion = (f"`{term}` weighs {_fmt(w_t)} against `{ref}`'s {_fmt(w_ref)}: "
+            suggestion = (f"`{term}` weighs {fmt(w_t)} against `{ref}`'s {fmt(w_ref)}: "
                           f"give it the same weight, or impose it exactly (hard constraints)")
             remedy: tuple[str, ...] = (f"train.weights.{term}={w_ref:g}",)
         else:  # equal weights do not pull it off: weights from the gradients' sizes
@@ -225,9 +221,9 @@ def vanishing_overall(run: RunView, sl: slice, th: Thresholds) -> list[Candidate
     evidence = {"elasticity": elasticity, "peak_elasticity": peak,
                 "weighted_gradient_norm": _median(run.total_norm[sl]),
                 "weighted_loss": loss, "weighted_loss_change": -fall}
-    message = (f"the weighted gradient ({_fmt(evidence['weighted_gradient_norm'])}, all layers) "
-               f"is negligible against the weighted loss {_fmt(loss)}: changing every weight "
-               f"by its own size would change the loss by a fraction {_fmt(elasticity)}; the "
+    message = (f"the weighted gradient ({fmt(evidence['weighted_gradient_norm'])}, all layers) "
+               f"is negligible against the weighted loss {fmt(loss)}: changing every weight "
+               f"by its own size would change the loss by a fraction {fmt(elasticity)}; the "
                f"loss changed by {_change(fall)} over the window.")
     suggestion = ("use a variance-preserving initialisation (xavier for tanh), normalised "
                   "inputs and outputs (a loss of the order of its residuals' scale), or a "
@@ -254,9 +250,9 @@ def layer_scale(run: RunView, sl: slice, th: Thresholds) -> list[Candidate]:
                 affected = tuple(run.layers[j] for j in np.flatnonzero(bad))
                 evidence = {"rms_ratio_to_median_layer": ratio[i],
                             "rms": _median(rms[i]), "median_layer_rms": _median(middle)}
-                message = (f"{run.layers[i]}'s gradient of `{term}` is {_fmt(ratio[i])}× the "
-                           f"median layer's (RMS entry {_fmt(evidence['rms'])} vs "
-                           f"{_fmt(evidence['median_layer_rms'])}); affected: "
+                message = (f"{run.layers[i]}'s gradient of `{term}` is {fmt(ratio[i])}× the "
+                           f"median layer's (RMS entry {fmt(evidence['rms'])} vs "
+                           f"{fmt(evidence['median_layer_rms'])}); affected: "
                            f"{', '.join(affected)}.")
                 suggestion = ("use a variance-preserving initialisation (xavier for tanh), "
                               "normalised inputs, a shallower network or residual connections"
@@ -275,8 +271,8 @@ def layer_scale(run: RunView, sl: slice, th: Thresholds) -> list[Candidate]:
                            for i in range(len(run.layers))]
             i = int(np.nanargmax(grow_layers))
             evidence = {"norm_growth": growth, "layer_growth": grow_layers[i]}
-            message = (f"the gradient of `{term}` grew {_fmt(growth)}× since the start "
-                       f"({_fmt(grow_layers[i])}× in {run.layers[i]}) while its loss rose.")
+            message = (f"the gradient of `{term}` grew {fmt(growth)}× since the start "
+                       f"({fmt(grow_layers[i])}× in {run.layers[i]}) while its loss rose.")
             out.append(Candidate("exploding", run.layers[i], term, np.log10(growth), evidence,
                                   message, "lower the learning rate or clip gradients; check "
                                   "for a diverging term"))
@@ -302,14 +298,14 @@ def stagnation(run: RunView, sl: slice, th: Thresholds, peak: np.ndarray) -> lis
                 "loss_sum_start": _median(run.loss_sum[:2]), "gradient_vs_peak": collapsed,
                 "layer_gradient_vs_peak": collapse[i], "driver_drift_deg": frozen,
                 "driver_snr": snr}
-    why = (f"the weighted gradient norm fell to {_fmt(collapsed)} of its peak "
-           f"({_fmt(collapse[i])} in {run.layers[i]})" if collapsed <= th.collapse else
-           f"the leading subspaces of `{driver}` are frozen (drift {_fmt(frozen)}° between "
+    why = (f"the weighted gradient norm fell to {fmt(collapsed)} of its peak "
+           f"({fmt(collapse[i])} in {run.layers[i]})" if collapsed <= th.collapse else
+           f"the leading subspaces of `{driver}` are frozen (drift {fmt(frozen)}° between "
            f"spectral checks)")
     message = (f"the weighted loss changed by {_change(fall)} over the window and the unweighted "
-               f"loss sum is still {_fmt(evidence['loss_sum'])} (start "
-               f"{_fmt(evidence['loss_sum_start'])}, mostly `{worst}`), while {why}; "
-               f"SNR of `{driver}` there {_fmt(snr)}.")
+               f"loss sum is still {fmt(evidence['loss_sum'])} (start "
+               f"{fmt(evidence['loss_sum_start'])}, mostly `{worst}`), while {why}; "
+               f"SNR of `{driver}` there {fmt(snr)}.")
     suggestion = (f"training has stopped making progress on `{worst}`: check the findings on "
                   f"weights and conflicts first; otherwise raise the learning rate, resample "
                   f"collocation points, or end the Adam phase here and hand over to the "
@@ -343,10 +339,10 @@ def conflict(run: RunView, sl: slice, th: Thresholds) -> list[Candidate]:
                     "subspace_angle_deg": angle, "weighted_loss_change": -fall,
                     f"{a}_loss_change": -falls[0], f"{b}_loss_change": -falls[1]}
         message = (f"`{a}` and `{b}` pull against each other: median cosine "
-                   f"{_fmt(medians[i])} in {run.layers[i]} (network "
-                   f"{_fmt(evidence['network_cosine'])}, "
+                   f"{fmt(medians[i])} in {run.layers[i]} (network "
+                   f"{fmt(evidence['network_cosine'])}, "
                    f"negative on {evidence['negative_fraction']:.0%} of checks; leading "
-                   f"subspaces {_fmt(angle)}° apart) while the weighted loss changed by "
+                   f"subspaces {fmt(angle)}° apart) while the weighted loss changed by "
                    f"{_change(fall)} (`{a}` {_change(falls[0])}, `{b}` {_change(falls[1])}).")
         suggestion = ("a second-order phase resolves opposed gradients through curvature "
                       "(`train.quasi_newton: ssbroyden2`; Wang et al. 2025); or balance the "
@@ -377,8 +373,8 @@ def rank_collapse(run: RunView, sl: slice, th: Thresholds, earlier: slice) -> li
             evidence = {"effective_rank": now, "effective_rank_before": before,
                         "layer_effective_rank": per_layer[i]}
             message = (f"the EMA gradients of `{term}` collapsed to rank one across the network "
-                       f"(median effective rank {_fmt(now)} over {len(eligible)} layers, was "
-                       f"{_fmt(before)}; {_fmt(per_layer[i])} in {eligible[i]}) while its "
+                       f"(median effective rank {fmt(now)} over {len(eligible)} layers, was "
+                       f"{fmt(before)}; {fmt(per_layer[i])} in {eligible[i]}) while its "
                        f"loss plateaus: one direction is all the term still asks for.")
             suggestion = ("the term has settled into a single gradient direction the update "
                           "does not follow; see imbalance/conflict findings, or change the "

@@ -20,17 +20,13 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Sequence
 
-from pinnsketch.diagnosis.findings import SOURCES, Finding, Thresholds
+from pinnsketch.diagnosis.findings import SOURCES, Finding, Thresholds, fmt
 
 __all__ = ["causality_violation", "optimizer_stall"]
 
 # Dense inverse Hessians up to this size fit the default ``train.max_hessian_mib``.
 _DENSE_MIB = 1024.0
 _CAUSAL_CHUNKS = 32
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.3g}"
 
 
 def optimizer_stall(summary: Mapping[str, Any], th: Thresholds) -> list[Finding]:
@@ -50,7 +46,7 @@ def optimizer_stall(summary: Mapping[str, Any], th: Thresholds) -> list[Finding]
     evidence = {"max_gradient": float(gradient), "iterations": float(summary.get("lbfgs_steps", 0)),
                 "parameters": float(parameters)}
     message = (f"`{phase}` stopped after {summary.get('lbfgs_steps', 0)} iterations "
-               f"({reason}) while max |∇L| was {_fmt(gradient)}: the line search found no "
+               f"({reason}) while max |∇L| was {fmt(gradient)}: the line search found no "
                f"decrease along its direction, not a minimum.")
     mib = parameters ** 2 * 8 / 2 ** 20
     if phase == "lbfgs" and mib <= _DENSE_MIB:
@@ -94,8 +90,8 @@ def causality_violation(metrics: Sequence[Mapping[str, Any]], causal_chunks: int
     evidence = {"early_residual": early, "late_residual": late, "ratio": ratio,
                 "tolerance": tolerance}
     message = (f"at step {step} the pde residual of the earliest quarter of the time "
-               f"interval is {_fmt(ratio)}× the latest quarter's (mean square {_fmt(early)} "
-               f"against {_fmt(late)}): later times are fitted before the earlier ones "
+               f"interval is {fmt(ratio)}× the latest quarter's (mean square {fmt(early)} "
+               f"against {fmt(late)}): later times are fitted before the earlier ones "
                f"that determine them.")
     if causal_chunks:
         remedy = (f"train.causal.tolerance={tolerance:.3g}",)

@@ -33,8 +33,12 @@ class ResidualAttention:
         self.multipliers: dict[str, torch.Tensor] = {}  # term → (N,)
 
     def loss(self, term: str, residual: torch.Tensor) -> torch.Tensor:
-        """Update ``term``'s multipliers from ``residual`` (N,) or (N, k) and return
-        mean((λ r)²) (a scalar with the graph of ``residual``)."""
+        """mean((λ r)²) of :meth:`attend` (a scalar with the graph of ``residual``)."""
+        return self.attend(term, residual).square().mean()
+
+    def attend(self, term: str, residual: torch.Tensor) -> torch.Tensor:
+        """Update ``term``'s multipliers from ``residual`` (N,) or (N, k) and return the
+        attended residual λ r (same shape, graph of ``residual``; λ is a constant)."""
         magnitude = residual.detach().reshape(len(residual), -1).norm(dim=1)
         scaled = self.eta * magnitude / magnitude.max().clamp_min(torch.finfo(magnitude.dtype).tiny)
         previous = self.multipliers.get(term)
@@ -42,8 +46,7 @@ class ResidualAttention:
             previous = torch.zeros_like(scaled)
         updated = self.gamma * previous + scaled
         self.multipliers[term] = updated
-        weights = updated.reshape((len(residual),) + (1,) * (residual.ndim - 1))
-        return (weights * residual).square().mean()
+        return updated.reshape((len(residual),) + (1,) * (residual.ndim - 1)) * residual
 
     def reset(self) -> None:
         """Forget every multiplier (the points were redrawn)."""

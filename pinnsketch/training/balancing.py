@@ -14,6 +14,7 @@ The norms are of the unweighted terms over every trainable parameter. The weight
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
@@ -24,8 +25,8 @@ __all__ = ["LossBalancer", "ntk_traces", "proposed_weights"]
 def proposed_weights(sizes: Mapping[str, float]) -> dict[str, float | None]:
     """λ̂_τ = Σ_σ s_σ / s_τ for gradient norms or NTK traces ``sizes``; None where s_τ is 0
     or not finite (that term's weight is then left as it is)."""
-    total = sum(s for s in sizes.values() if s == s and s != float("inf"))
-    return {t: (total / s if 0 < s < float("inf") else None) for t, s in sizes.items()}
+    total = sum(s for s in sizes.values() if math.isfinite(s))
+    return {t: total / s if math.isfinite(s) and s > 0 else None for t, s in sizes.items()}
 
 
 def ntk_traces(residuals: Mapping[str, torch.Tensor],
@@ -86,13 +87,13 @@ class LossBalancer:
 
     def update_from_ntk(self, residuals: Callable[[], Mapping[str, torch.Tensor]],
                         parameters: Sequence[torch.Tensor],
-                        reduce: Callable[[torch.Tensor], None] | None = None) -> None:
+                        reduce: Callable[[list[torch.Tensor]], None] | None = None) -> None:
         """ntk: from the traces of ``residuals()`` (fresh residuals on a few points per term);
-        ``reduce`` averages the stacked traces over ranks in place (distributed)."""
+        ``reduce`` averages a list of tensors over ranks in place (distributed)."""
         traces = ntk_traces(residuals(), parameters)
         stacked = torch.stack(list(traces.values()))
         if reduce is not None:
-            reduce(stacked)
+            reduce([stacked])
         self.update(dict(zip(traces, stacked.cpu().tolist())))
 
     def metrics(self) -> dict[str, Any]:

@@ -15,12 +15,11 @@ import torch
 
 from pinnsketch.config import DTYPES, MonitorConfig, RunConfig
 from pinnsketch.errors import ConfigError
-from pinnsketch.architectures import build_network
-from pinnsketch.model import PINN, FourierFeatures, embedding_width
+from pinnsketch.model import PINN, FourierFeatures
 from pinnsketch.monitor import SketchMonitor
 from pinnsketch.problems import Problem, make_observations
 from pinnsketch.sketch.sketched_grad import SketchedGradient
-from pinnsketch.training.checks import build_problem, check_config, run_terms
+from pinnsketch.training.checks import build_problem, check_config, network, run_terms
 from pinnsketch.training.distributed import DistributedContext
 from pinnsketch.training.trainer import Trainer
 
@@ -53,22 +52,15 @@ def resolve_device(name: str) -> torch.device:
 
 def build_model(config: RunConfig, problem: Problem) -> PINN:
     """The network of ``config.model`` for ``problem`` (CPU, default dtype; cast by caller)."""
-    model_cfg = config.model
-    generator = torch.Generator().manual_seed(seed_streams(config.train.seed)["model"])
+    model_cfg, seeds = config.model, seed_streams(config.train.seed)
+    generator = torch.Generator().manual_seed(seeds["model"])
     periodic = {problem.input_names.index(name): period
                 for name, period in model_cfg.periodic.items()}
     domain, fourier = problem.domain, model_cfg.fourier
     features = (FourierFeatures(domain.dim + len(periodic), fourier.features, fourier.scale,
                                 generator) if fourier.features else None)
-    factorization = model_cfg.weight_factorization
-    network = build_network(
-        model_cfg.type, embedding_width(domain.dim, len(periodic), fourier.features), 1,
-        model_cfg.width, model_cfg.depth, activation=model_cfg.activation,
-        init=model_cfg.init, generator=generator,
-        factorization=(factorization.mean, factorization.std, torch.Generator().manual_seed(
-            seed_streams(config.train.seed)["factorization"])) if factorization.enabled
-        else None)
-    return PINN(network,
+    scales = torch.Generator().manual_seed(seeds["factorization"])
+    return PINN(network(config, problem, generator, scales),
                 lows=domain.lows if model_cfg.normalize_inputs else None,
                 highs=domain.highs if model_cfg.normalize_inputs else None,
                 output_transform=problem.output_transform if model_cfg.hard_constraints else None,

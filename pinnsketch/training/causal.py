@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["CausalWeights"]
+__all__ = ["CausalWeights", "slab_sums"]
+
+
+def slab_sums(values: torch.Tensor, times: torch.Tensor, t0: float, t1: float,
+              slabs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sums ``(slabs,)`` of ``values`` (N,) over equal time slabs of [t0, t1] (times outside
+    go to the end slabs), and the point count of each, in ``values``' dtype."""
+    slab = ((times.detach() - t0) / (t1 - t0) * slabs).floor().clamp(0, slabs - 1).long()
+    sums = values.new_zeros(slabs).index_add(0, slab, values)
+    return sums, torch.bincount(slab, minlength=slabs).to(values.dtype)
 
 
 class CausalWeights:
@@ -33,11 +42,8 @@ class CausalWeights:
     def loss(self, residual: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         """The weighted PDE loss of residuals ``(N,)`` (or ``(N, k)``) at times ``(N,)``."""
         square = residual.square().reshape(len(residual), -1).mean(dim=1)
-        slab = ((times.detach() - self.t0) / (self.t1 - self.t0) * self.chunks).floor()
-        slab = slab.clamp(0, self.chunks - 1).long()
-        sums = square.new_zeros(self.chunks).index_add(0, slab, square)
-        counts = torch.bincount(slab, minlength=self.chunks).clamp_min(1).to(square.dtype)
-        slab_loss = sums / counts
+        sums, counts = slab_sums(square, times, self.t0, self.t1, self.chunks)
+        slab_loss = sums / counts.clamp_min(1)
         before = torch.cumsum(slab_loss.detach(), 0) - slab_loss.detach()  # Σ_{k<i} L_k
         weights = torch.exp(-self.tolerance * before)
         self.last_weights = weights

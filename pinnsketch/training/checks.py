@@ -198,17 +198,21 @@ def _check_model(config: RunConfig, problem: Problem) -> None:
                           f" (use model.type: mlp without it, or gradient: exact)")
 
 
-def network(config: RunConfig, problem: Problem) -> torch.nn.Module:
-    """The network of ``config.model`` built with throwaway weights (to count and list its
-    layers; cheap next to training)."""
+def network(config: RunConfig, problem: Problem, generator: torch.Generator | None = None,
+            scales: torch.Generator | None = None) -> torch.nn.Module:
+    """The network of ``config.model`` for ``problem`` (after the embedding), its weights
+    from ``generator`` and its factorisation's scales from ``scales``; without them,
+    throwaway weights (to count and list its layers: cheap next to training)."""
     model = config.model
     width = embedding_width(problem.domain.dim, len(model.periodic), model.fourier.features)
     factorization = model.weight_factorization
     return build_network(model.type, width, 1, model.width, model.depth,
                          activation=model.activation, init=model.init,
-                         generator=torch.Generator().manual_seed(0),
+                         generator=torch.Generator().manual_seed(0) if generator is None
+                         else generator,
                          factorization=(factorization.mean, factorization.std,
-                                        torch.Generator().manual_seed(1))
+                                        torch.Generator().manual_seed(1) if scales is None
+                                        else scales)
                          if factorization.enabled else None)
 
 

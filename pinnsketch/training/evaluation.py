@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pinnsketch.training.causal import slab_sums
+
 __all__ = ["EVAL_CHUNK", "TIME_SLABS", "pde_residual_values", "predict", "relative_l2",
            "residual_by_time"]
 
@@ -42,11 +44,7 @@ def residual_by_time(problem, model: torch.nn.Module, points: torch.Tensor,
     points = points.detach().requires_grad_(True)
     square = problem.pde_residual(model, points).detach()
     square = square.reshape(len(points), -1).square().mean(dim=1).to(torch.float64).cpu()
-    t0, t1 = interval
-    slab = ((points[:, -1].detach().cpu().to(torch.float64) - t0) / (t1 - t0) * slabs)
-    slab = slab.floor().clamp(0, slabs - 1).long()
-    sums = torch.zeros(slabs, dtype=torch.float64).index_add(0, slab, square)
-    counts = torch.bincount(slab, minlength=slabs).to(torch.float64)
+    sums, counts = slab_sums(square, points[:, -1].cpu().to(torch.float64), *interval, slabs)
     return [float(s / c) if c else None for s, c in zip(sums.tolist(), counts.tolist())]
 
 

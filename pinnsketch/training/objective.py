@@ -20,18 +20,14 @@ def term_losses(residuals: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor
 def adam_phase_losses(residuals: Mapping[str, torch.Tensor], times: torch.Tensor | None, *,
                       attention: ResidualAttention | None,
                       causal: CausalWeights | None) -> dict[str, torch.Tensor]:
-    """The losses the Adam phase minimises: with ``attention``, mean((λ r)²) for each physics
-    term (its multipliers updated); with ``causal``, the pde term causally weighted over the
-    pde points' ``times`` (N,) — of the attended residual λ r when both are on."""
-    losses = {t: attention.loss(t, r) if attention is not None and t != "data"
-              else r.square().mean() for t, r in residuals.items()}
-    if causal is not None:
-        residual = residuals["pde"]
-        if attention is not None:
-            multipliers = attention.multipliers["pde"]
-            residual = residual * multipliers.reshape((-1,) + (1,) * (residual.ndim - 1))
-        losses["pde"] = causal.loss(residual, times)
-    return losses
+    """The losses the Adam phase minimises: with ``attention``, those of the attended
+    residuals λ r of the physics terms (their multipliers updated); with ``causal``, the pde
+    term causally weighted over the pde points' ``times`` (N,)."""
+    if attention is not None:
+        residuals = {t: attention.attend(t, r) if t != "data" else r
+                     for t, r in residuals.items()}
+    return {t: causal.loss(r, times) if causal is not None and t == "pde" else r.square().mean()
+            for t, r in residuals.items()}
 
 
 def weighted_total(losses: Mapping[str, torch.Tensor],

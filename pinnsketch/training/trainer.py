@@ -174,9 +174,6 @@ class Trainer:
         few = {t: p[:count].detach().requires_grad_(t != "data") for t, p in self.batch.items()}
         return self.problem.residuals(self.model, few)
 
-    def _average(self, tensor: torch.Tensor) -> None:
-        self.distributed.average_([tensor])
-
     def _sketched_forward(self, points: torch.Tensor) -> torch.Tensor:
         return self.sketched_data.forward(self.model, points)
 
@@ -293,7 +290,7 @@ class Trainer:
                                         balance=balance and self.balancer.scheme == "grad_norm")
         if balance and self.balancer.scheme == "ntk":
             self.balancer.update_from_ntk(self._ntk_residuals, self.parameters,
-                                          self._average if self.distributed else None)
+                                          self.distributed.average_ if self.distributed else None)
         self._track_finite(reported)
         self.adam.step()
         if self.schedule is not None:
