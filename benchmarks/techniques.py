@@ -75,6 +75,11 @@ CASES = {
         ["train.curriculum.option=beta", "train.curriculum.start=1.0",
          "train.curriculum.steps=2000"],
         "β = 40 from the start (Krishnapriyan et al. 2021: curriculum from small β)"),
+    "convection_marching": (
+        "convection",
+        ["train.lbfgs_steps=0", "train.adam_steps=3000"],
+        ["train.time_marching.windows=10"],
+        "β = 40 over the whole interval at once (time marching in 10 growing windows)"),
 }
 
 

@@ -53,6 +53,11 @@ class Sampler:
         generator: the only source of randomness (CPU generator).
 
     All points are float64 on the CPU; the trainer casts and moves them once per draw.
+
+    Attributes:
+        time_fraction: f in (0, 1]: interior and boundary points of an evolution problem are
+            drawn in the time window [t0, t0 + f (t1 − t0)] (time marching); 1 is the whole
+            interval. Initial points are unaffected.
     """
 
     def __init__(self, domain: Domain, method: str, generator: torch.Generator):
@@ -61,13 +66,22 @@ class Sampler:
         self.domain = domain
         self.generator = generator
         self._unit = UNIT_SAMPLERS[method]
+        self.time_fraction = 1.0
 
     def interior(self, n: int) -> torch.Tensor:
-        return self.domain.interior(self._unit(n, self.domain.dim, self.generator))
+        return self.domain.interior(self._windowed(self._unit(n, self.domain.dim, self.generator)))
 
     def boundary(self, n: int) -> torch.Tensor:
-        unit = self._unit(n, self.domain.dim, self.generator)
+        unit = self._windowed(self._unit(n, self.domain.dim, self.generator))
         return self.domain.boundary(unit, self.generator)
+
+    def _windowed(self, unit: torch.Tensor) -> torch.Tensor:
+        # Time is the last unit coordinate; scaling it keeps the draw's distribution.
+        if self.time_fraction == 1.0 or self.domain.time is None:
+            return unit
+        unit = unit.clone()
+        unit[:, -1] *= self.time_fraction
+        return unit
 
     def initial(self, n: int) -> torch.Tensor:
         return self.domain.initial(self._unit(n, self.domain.dim, self.generator))

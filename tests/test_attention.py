@@ -84,11 +84,8 @@ def test_attended_run_resumes_exactly_with_its_multipliers(tmp_path):
     assert data["monitor"]["checks"]["adam"] == 10
 
 
-def test_attention_config_errors(monkeypatch):
+def test_attention_config_errors():
     with pytest.raises(ValueError, match="gamma 1.0"):
         ResidualAttention(0.01, 1.0)
     with pytest.raises(pinnsketch.ConfigError, match="sampling.attention"):
         _config(["sampling.attention=softmax"])
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(pinnsketch.ConfigError, match="sampling.attention: single-process"):
-        pinnsketch.check_config(_config())

@@ -237,3 +237,45 @@ def test_adaptive_weights_are_the_same_on_every_rank(tmp_path, scheme):
         _train(single)
         for t, w in ranks[0]["weights"].items():
             assert w == pytest.approx(single.weights[t], rel=1e-8)
+
+
+TECHNIQUES = ["train.causal={chunks: 4, tolerance: 1.0}", "sampling.attention=rba",
+              "sampling.attention_eta=0.1", "sampling.attention_gamma=0.9"]
+
+
+def _techniques_worker(rank: int, world: int, port: int, out: str) -> None:
+    _join_as(rank, world, port)
+    config = pinnsketch.load_config(ROOT / "problems" / "burgers.yaml", OVERRIDES + TECHNIQUES)
+    context = init_from_environment("gloo", torch.device("cpu"), timeout_s=60)
+    trainer = build_trainer(config, context)
+    batch = {t: p.clone() for t, p in trainer._batch64.items()}
+    _train(trainer)
+    torch.save({"batch": batch, "params": [p.detach().clone() for p in trainer.parameters],
+                "causal": trainer.causal.last_weights.clone(),
+                "multipliers": trainer.attention.state_dict()["multipliers"]},
+               Path(out) / f"techniques{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_causal_weights_and_attention_multipliers_match_one_process_on_the_union(tmp_path):
+    """Causal slab losses and RBA's max |r| are reduced over ranks: the causal weights (and
+    the steps) are bitwise equal on every rank, each rank's multipliers are those of its
+    points in one process on the union of the shards, and so are the parameters."""
+    mp.spawn(_techniques_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"techniques{r}.pt") for r in range(2)]
+    assert torch.equal(ranks[0]["causal"], ranks[1]["causal"])
+    assert ranks[0]["causal"].min() < 1  # the weights are not trivially one
+    for a, b in zip(ranks[0]["params"], ranks[1]["params"]):
+        assert torch.equal(a, b)
+    config = pinnsketch.load_config(ROOT / "problems" / "burgers.yaml", OVERRIDES + TECHNIQUES)
+    single = build_trainer(config)
+    single._batch64 = {t: torch.cat([r["batch"][t] for r in ranks]) for t in ranks[0]["batch"]}
+    single._cast_batch()
+    _train(single)  # causal weights and multipliers are of the last Adam step
+    for distributed_param, single_param in zip(ranks[0]["params"], single.parameters):
+        torch.testing.assert_close(distributed_param, single_param.detach(), rtol=1e-9, atol=1e-11)
+    torch.testing.assert_close(ranks[0]["causal"], single.causal.last_weights,
+                               rtol=1e-10, atol=0)
+    for term, union in single.attention.multipliers.items():
+        torch.testing.assert_close(torch.cat([r["multipliers"][term] for r in ranks]),
+                                   union, rtol=1e-9, atol=1e-12)

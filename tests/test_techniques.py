@@ -98,12 +98,9 @@ def test_causal_run_resumes_exactly_and_logs_its_weights(tmp_path):
     assert data["monitor"]["checks"]["adam"] == 10  # the monitor works with it on
 
 
-def test_causal_config_errors(monkeypatch):
+def test_causal_config_errors():
     with pytest.raises(pinnsketch.ConfigError, match="train.causal.chunks: .*steady"):
         pinnsketch.check_config(_config("poisson", ["train.causal={chunks: 4}"]))
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(pinnsketch.ConfigError, match="train.causal: single-process"):
-        pinnsketch.check_config(_config(extra=["train.causal={chunks: 4}"]))
 
 
 # ------------------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from pinnsketch.sampling import UNIT_SAMPLERS
 
 # The phase after Adam: torch's L-BFGS or one of the dense updates of pinnsketch.optim.
 QUASI_NEWTON_METHODS = ("lbfgs",) + QUASI_NEWTON_UPDATES
+# The optimiser of the first-order phase (recorded as the adam phase).
+FIRST_ORDER_METHODS = ("adam", "sketchy")
 
 __all__ = ["BalancingConfig", "CausalConfig", "DISTRIBUTED_BACKENDS", "DTYPES", "ModelConfig", "MonitorConfig", "ObservationConfig",
            "OutputConfig", "ProblemConfig", "RunConfig", "SamplingConfig", "TermGradientConfig",
@@ -185,11 +187,24 @@ class CurriculumConfig:
 
 
 @dataclass(frozen=True)
+class TimeMarchingConfig:
+    """Time marching of evolution problems (:mod:`pinnsketch.training.marching`): the Adam
+    phase split into ``windows`` equal stages, stage k drawing its pde and bc points in the
+    first (k+1)/windows of the time interval (points redrawn at each stage); ``windows`` 0
+    turns it off. The phase after Adam uses the whole interval."""
+
+    windows: int = _option(0, low=0)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Optimisation schedule: Adam for ``adam_steps``, then L-BFGS for ``lbfgs_steps``.
 
     Attributes:
-        lr: Adam learning rate.
+        lr: learning rate of the first-order phase.
+        first_order: the optimiser of that phase (named adam in the record): ``adam``, or
+            ``sketchy`` (Shampoo on Frequent-Directions sketches with ``sketchy_rank`` rows
+            per factor, grafted onto RMSprop's step length; :mod:`pinnsketch.optim.sketchy`).
         lr_decay: multiplicative decay of the learning rate applied every ``lr_decay_every``
             Adam steps (1.0 keeps it constant).
         eval_every: steps between evaluations (losses, rel L2) and L-BFGS chunk length.
@@ -207,11 +222,14 @@ class TrainConfig:
         causal: causal weighting of the pde loss in the Adam phase (:class:`CausalConfig`).
         balancing: adaptive loss weights (:class:`BalancingConfig`).
         curriculum: a problem option ramped over the first Adam steps (:class:`CurriculumConfig`).
+        time_marching: growing time windows over the Adam phase (:class:`TimeMarchingConfig`).
     """
 
     adam_steps: int = _option(10000, low=0)
     lbfgs_steps: int = _option(0, low=0)
     lr: float = _option(1e-3, low=0.0, strict_low=True)
+    first_order: str = _option("adam", choices=FIRST_ORDER_METHODS)
+    sketchy_rank: int = _option(16, low=1)
     lr_decay: float = _option(1.0, low=0.0, high=1.0, strict_low=True)
     lr_decay_every: int = _option(1000, low=1)
     eval_every: int = _option(500, low=1)
@@ -229,6 +247,7 @@ class TrainConfig:
     causal: CausalConfig = field(default_factory=CausalConfig)
     balancing: BalancingConfig = field(default_factory=BalancingConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    time_marching: TimeMarchingConfig = field(default_factory=TimeMarchingConfig)
 
 
 @dataclass(frozen=True)

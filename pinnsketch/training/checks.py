@@ -134,14 +134,15 @@ def check_config(config: RunConfig, problem: Problem | None = None) -> None:
         if problem.domain.time is None:
             raise ConfigError(f"train.causal.chunks: got {config.train.causal.chunks}, but "
                               f"{name} is steady (no time axis to order the loss by); set 0")
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise ConfigError("train.causal: single-process only for now (each rank's slab "
-                              "losses would give different weights); run without torchrun")
     _check_curriculum(config, problem)
+    windows = config.train.time_marching.windows
+    if windows and problem.domain.time is None:
+        raise ConfigError(f"train.time_marching.windows: got {windows}, but {name} is steady "
+                          f"(no time axis to march along); set 0")
+    if windows > max(config.train.adam_steps, 1):
+        raise ConfigError(f"train.time_marching.windows: got {windows}, must be <= "
+                          f"train.adam_steps ({config.train.adam_steps}): each stage needs a step")
     sampling = config.sampling
-    if sampling.attention != "none" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ConfigError("sampling.attention: single-process only for now (each rank would "
-                          "normalise its multipliers by its own max |r|); run without torchrun")
     if sampling.adaptive != "none" and sampling.adaptive_candidates < sampling.interior:
         raise ConfigError(f"sampling.adaptive_candidates: got {sampling.adaptive_candidates}, "
                           f"must be >= sampling.interior ({sampling.interior}) to draw from")

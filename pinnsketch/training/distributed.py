@@ -46,11 +46,20 @@ class DistributedContext:
 
         Sync point: blocks until every rank has contributed.
         """
+        self._all_reduce_(tensors, dist.ReduceOp.SUM, self.world_size)
+
+    def maximum_(self, tensors: list[torch.Tensor]) -> None:
+        """Replace each tensor by its elementwise maximum over ranks (in place; one
+        all-reduce). Sync point."""
+        self._all_reduce_(tensors, dist.ReduceOp.MAX, 1)
+
+    def _all_reduce_(self, tensors: list[torch.Tensor], op, divisor: int) -> None:
         if not tensors:
             return
         flat = torch.cat([t.reshape(-1) for t in tensors])
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-        flat /= self.world_size
+        dist.all_reduce(flat, op=op)
+        if divisor != 1:
+            flat /= divisor
         offset = 0
         for t in tensors:
             t.copy_(flat[offset:offset + t.numel()].view_as(t))

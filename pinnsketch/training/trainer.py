@@ -24,7 +24,9 @@ from pinnsketch.training.attention import ResidualAttention
 from pinnsketch.training.balancing import LossBalancer
 from pinnsketch.training.causal import CausalWeights
 from pinnsketch.training.lbfgs_stop import lbfgs_stop_reason
+from pinnsketch.training.marching import TimeMarching
 from pinnsketch.training.objective import adam_phase_losses, term_losses, weighted_total
+from pinnsketch.training.optimizers import first_order_optimizer, second_order_optimizer
 
 __all__ = ["Trainer"]
 
@@ -45,11 +47,10 @@ class Trainer:
             coefficients).
         sketched_data: a :class:`pinnsketch.sketch.sketched_grad.SketchedGradient` whose
             ``forward`` replaces the model for the ``data`` term, or None (exact).
-        distributed: a :class:`pinnsketch.training.distributed.DistributedContext`, or None.
-            With it, each rank draws its own points and losses and gradients are averaged
-            over ranks every step.
-        sampler_seed: seed of this rank's collocation generator (one of the run's
-            independent streams, :func:`pinnsketch.training.build.seed_streams`).
+        distributed: a :class:`pinnsketch.training.distributed.DistributedContext` (each
+            rank draws its own points; losses and gradients averaged every step), or None.
+        sampler_seed: seed of this rank's collocation generator (a stream of
+            :func:`pinnsketch.training.build.seed_streams`).
 
     State (``state_dict``): step counters, both optimisers, the lr schedule, the sampling
     generator, the current batch and, if present, the monitor — everything an exact
@@ -74,11 +75,14 @@ class Trainer:
         self.device, self.dtype = device, dtype
         self.monitor = monitor
         time = problem.domain.time
-        self.causal = (CausalWeights(train.causal.chunks, train.causal.tolerance, *time)
-                       if train.causal.chunks and "pde" in terms and time is not None
-                       else None)
-        self.attention = (ResidualAttention(sampling.attention_eta, sampling.attention_gamma)
+        self.causal = (CausalWeights(train.causal.chunks, train.causal.tolerance, *time,
+                                     average=distributed and distributed.average_)
+                       if train.causal.chunks and "pde" in terms and time is not None else None)
+        self.attention = (ResidualAttention(sampling.attention_eta, sampling.attention_gamma,
+                                            maximum=distributed and distributed.maximum_)
                           if sampling.attention == "rba" else None)
+        windows = train.time_marching.windows
+        self.marching = TimeMarching(windows, train.adam_steps) if windows else None
         self.parameters = [p for p in model.parameters() if p.requires_grad]
         self.parameters += list(extra_parameters)
         # Weight matrix of each Linear layer ("layer0", "layer1", …): what the monitor sees.
@@ -88,25 +92,13 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(sampler_seed)
         self.sampler = Sampler(problem.domain, sampling.method, self.generator)
         self.observations = observations
-        self.adam = torch.optim.Adam(self.parameters, lr=train.lr)
+        self.adam = first_order_optimizer(self.parameters, train)  # Adam or Sketchy
         # A constant rate needs no scheduler (and its per-step bookkeeping).
         self.schedule = None if train.lr_decay == 1.0 else torch.optim.lr_scheduler.StepLR(
             self.adam, step_size=train.lr_decay_every, gamma=train.lr_decay)
         # The phase after Adam (kept under the name lbfgs: its budget is train.lbfgs_steps).
-        if train.quasi_newton == "lbfgs":
-            self.lbfgs = torch.optim.LBFGS(
-                self.parameters, lr=1.0, max_iter=train.eval_every,
-                history_size=train.lbfgs_history, tolerance_grad=train.lbfgs_tolerance_grad,
-                tolerance_change=train.lbfgs_tolerance_change, line_search_fn="strong_wolfe")
-        else:
-            self.lbfgs = QuasiNewton(
-                self.parameters, update=train.quasi_newton, max_iter=train.eval_every,
-                tolerance_grad=train.lbfgs_tolerance_grad,
-                tolerance_change=train.lbfgs_tolerance_change,
-                max_hessian_bytes=train.max_hessian_mib * 2 ** 20)
-        self.step = 0
-        self.adam_done = 0
-        self.lbfgs_done = 0
+        self.lbfgs = second_order_optimizer(self.parameters, train)
+        self.step = self.adam_done = self.lbfgs_done = 0
         self.lbfgs_stop: str | None = None  # why L-BFGS stopped before its budget, if it did
         self.quasi_newton_evaluations = 0  # objective evaluations after Adam: the check cadence
         self.last_losses: dict[str, float] = {}
@@ -124,6 +116,8 @@ class Trainer:
 
     # -- batch --------------------------------------------------------------------------------
     def _draw_batch(self, adaptive: bool = False) -> None:
+        if self.marching is not None:  # the window of this Adam step (all of it after Adam)
+            self.sampler.time_fraction = self.marching.fraction(self.adam_done)
         self._batch64 = self.problem.collocation(self.sampler, self._counts)
         if adaptive and "pde" in self._batch64:
             self._batch64["pde"] = residual_adaptive_points(
@@ -279,7 +273,8 @@ class Trainer:
             :meth:`raise_if_nonfinite`.
         """
         every = self.sampling.resample_every
-        if every and self.adam_done and self.adam_done % every == 0:
+        if ((every and self.adam_done and self.adam_done % every == 0)
+                or (self.marching is not None and self.marching.starts_stage(self.adam_done))):
             self._draw_batch(adaptive=self.sampling.adaptive == "rad")
         self.adam.zero_grad(set_to_none=True)
         losses = self.losses(adam_phase=True)
@@ -391,8 +386,7 @@ class Trainer:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.step, self.adam_done = state["step"], state["adam_done"]
         self._step_t.fill_(self.step)
-        self.lbfgs_done = state["lbfgs_done"]
-        self.lbfgs_stop = state["lbfgs_stop"]
+        self.lbfgs_done, self.lbfgs_stop = state["lbfgs_done"], state["lbfgs_stop"]
         self.quasi_newton_evaluations = state["quasi_newton_evaluations"]
         self.last_losses = dict(state["last_losses"])
         self.model.load_state_dict(state["model"])
