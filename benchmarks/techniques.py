@@ -80,6 +80,16 @@ CASES = {
         ["train.lbfgs_steps=0", "train.adam_steps=3000"],
         ["train.time_marching.windows=10"],
         "β = 40 over the whole interval at once (time marching in 10 growing windows)"),
+    "allen_cahn_causal": (
+        "allen_cahn", [],
+        ["train.causal.chunks=32", "train.causal.tolerance=1.0", "model.periodic.x=2.0"],
+        "the shipped soft-constrained MLP (Wang, Sankaran & Perdikaris 2024: causal training)"),
+    "allen_cahn_causal_fourier": (
+        "allen_cahn", [],
+        ["train.causal.chunks=32", "train.causal.tolerance=1.0", "model.periodic.x=2.0",
+         "model.fourier.features=32", "model.fourier.scale=1.0"],
+        "the same with Fourier features on the periodic embedding (PirateNets' recipe, no "
+        "PirateNet: its dense H would not fit)"),
 }
 
 

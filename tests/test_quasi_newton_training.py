@@ -37,6 +37,10 @@ def test_the_memory_guard_is_a_config_error_naming_the_size(tmp_path):
                                           rf"inverse Hessian of {n} parameters \({mib:.0f} MiB\)"):
         pinnsketch.train(config, out=tmp_path / "never")
     assert not (tmp_path / "never").exists()
+    # Also with no iterations of that phase: the optimiser would still be built.
+    with pytest.raises(ConfigError, match="train.quasi_newton: 'ssbroyden2' keeps a dense"):
+        pinnsketch.check_config(_config(5, 0, ["model.width=200", "model.depth=4",
+                                               "train.max_hessian_mib=64"]))
 
 
 def test_dense_phase_runs_names_itself_and_resumes_bit_for_bit(tmp_path):

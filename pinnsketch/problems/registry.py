@@ -20,6 +20,8 @@ from pinnsketch.problems.burgers import Burgers, BurgersIdentification
 from pinnsketch.problems.failure_modes import Convection, Reaction, Wave
 from pinnsketch.problems.heat import Heat1D, Heat2D
 from pinnsketch.problems.helmholtz import Helmholtz2D
+from pinnsketch.problems.kdv import KdV
+from pinnsketch.problems.klein_gordon import KleinGordon
 from pinnsketch.problems.poisson import Poisson
 
 __all__ = ["BUILTIN_PROBLEMS", "problem_source", "resolve_problem_class"]
@@ -32,6 +34,8 @@ BUILTIN_PROBLEMS: dict[str, type[Problem]] = {
     "heat": Heat1D,
     "heat2d": Heat2D,
     "helmholtz2d": Helmholtz2D,
+    "kdv": KdV,
+    "klein_gordon": KleinGordon,
     "poisson": Poisson,
     "reaction": Reaction,
     "wave": Wave,

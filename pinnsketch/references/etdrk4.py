@@ -31,7 +31,7 @@ def etdrk4(u0_hat: np.ndarray, linear: np.ndarray,
 
     Args:
         u0_hat: initial modes ``(m,)`` complex.
-        linear: the symbol of L on the modes ``(m,)``.
+        linear: the symbol of L on the modes ``(m,)``, real or complex.
         nonlinear: û ``(m,)`` → N̂(û) ``(m,)``.
         dt: time step; steps: how many; save_every: steps between snapshots.
         contour_points: M of the contour integrals.
@@ -41,9 +41,14 @@ def etdrk4(u0_hat: np.ndarray, linear: np.ndarray,
     """
     hl = dt * linear
     e, e2 = np.exp(hl), np.exp(hl / 2)
-    roots = np.exp(1j * np.pi * (np.arange(1, contour_points + 1) - 0.5) / contour_points)
+    # A real L has real coefficients: the upper half circle and the real part suffice (the
+    # contour is symmetric about the real axis). A complex one (dispersion: L = i δ² k³)
+    # needs the whole circle and keeps them complex.
+    real = np.isrealobj(linear)
+    turn = np.pi if real else 2 * np.pi
+    roots = np.exp(1j * turn * (np.arange(1, contour_points + 1) - 0.5) / contour_points)
     lr = hl[:, None] + roots[None, :]
-    mean = lambda z: np.mean(z, axis=1).real
+    mean = lambda z: np.mean(z, axis=1).real if real else np.mean(z, axis=1)
     q = dt * mean((np.exp(lr / 2) - 1) / lr)
     f1 = dt * mean((-4 - lr + np.exp(lr) * (4 - 3 * lr + lr ** 2)) / lr ** 3)
     f2 = dt * mean((2 + lr + np.exp(lr) * (-2 + lr)) / lr ** 3)

@@ -226,7 +226,7 @@ def parameter_count(config: RunConfig, problem: Problem) -> int:
 
 def _check_dense_hessian(config: RunConfig, problem: Problem) -> None:
     train = config.train
-    if train.quasi_newton == "lbfgs" or train.lbfgs_steps == 0:
+    if train.quasi_newton == "lbfgs":  # also without iterations: the optimiser is built
         return
     n = parameter_count(config, problem)
     mib = n * n * torch.empty((), dtype=DTYPES[train.dtype]).element_size() / 2 ** 20
