@@ -55,7 +55,7 @@ def test_problems_lists_builtins(capsys):
     first_words = [line.split()[0] for line in out.splitlines() if line and not line[0].isspace()]
     assert first_words == ["allen_cahn", "burgers", "burgers_identification", "convection",
                            "heat", "heat2d", "helmholtz2d", "kdv", "klein_gordon", "poisson",
-                           "reaction", "wave"]
+                           "reaction", "reaction_diffusion", "wave"]
 
 
 BAD_INPUT = [

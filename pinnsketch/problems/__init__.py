@@ -4,7 +4,7 @@ from pinnsketch.problems.base import TERM_MEASURES, NoOptions, Problem
 from pinnsketch.problems.burgers import Burgers, BurgersIdentification
 from pinnsketch.problems.conditions import (neumann_residual, periodic_residual,
                                             time_derivative_residual)
-from pinnsketch.problems.failure_modes import Convection, Reaction, Wave
+from pinnsketch.problems.failure_modes import Convection, Reaction, ReactionDiffusion, Wave
 from pinnsketch.problems.heat import Heat1D, Heat2D
 from pinnsketch.problems.helmholtz import Helmholtz2D
 from pinnsketch.problems.kdv import KdV
@@ -13,8 +13,8 @@ from pinnsketch.problems.observations import make_observations
 from pinnsketch.problems.poisson import Poisson
 from pinnsketch.problems.registry import BUILTIN_PROBLEMS, problem_source, resolve_problem_class
 
-__all__ = ["AllenCahn", "BUILTIN_PROBLEMS", "Burgers", "BurgersIdentification", "Convection",
-           "Heat1D", "Heat2D", "Helmholtz2D", "KdV", "KleinGordon", "NoOptions", "Poisson", "Problem", "Reaction",
-           "TERM_MEASURES", "Wave", "make_observations", "neumann_residual",
-           "periodic_residual", "problem_source", "resolve_problem_class",
-           "time_derivative_residual"]
+__all__ = ["AllenCahn", "BUILTIN_PROBLEMS", "Burgers", "BurgersIdentification",
+           "Convection", "Heat1D", "Heat2D", "Helmholtz2D", "KdV", "KleinGordon",
+           "make_observations", "neumann_residual", "NoOptions", "periodic_residual",
+           "Poisson", "Problem", "problem_source", "Reaction", "ReactionDiffusion",
+           "resolve_problem_class", "TERM_MEASURES", "time_derivative_residual", "Wave"]

@@ -1,10 +1,13 @@
 """The 1D evolution problems of the PINN failure-mode studies (Krishnapriyan et al. 2021;
-Rathore et al. 2024), each with its exact solution. Points are ``(x, t)``, t ∈ [0, 1].
+Rathore et al. 2024), each with its exact solution (reaction–diffusion: a computed one). Points are ``(x, t)``, t ∈ [0, 1].
 
 - :class:`Convection`: u_t + β u_x = 0 on x ∈ [0, 2π), periodic, u₀ = sin x;
   u = sin(x − βt).
 - :class:`Reaction`: u_t = ρ u (1 − u) on x ∈ [0, 2π), periodic, u₀ = exp(−(x − π)² /
   (2 (π/4)²)) (Krishnapriyan et al.'s Gaussian); u = u₀ e^{ρt} / (u₀ e^{ρt} + 1 − u₀).
+- :class:`ReactionDiffusion`: u_t = ν u_xx + ρ u (1 − u), same domain and u₀ as reaction;
+  reference by Strang splitting of the exact flows
+  (:mod:`pinnsketch.references.reaction_diffusion`).
 - :class:`Wave`: u_tt = c² u_xx on x ∈ [0, 1], u(0, t) = u(1, t) = 0,
   u₀ = sin πx + ½ sin βπx, u_t(x, 0) = 0 (term ``ic_t``);
   u = sin πx cos cπt + ½ sin βπx cos βcπt.
@@ -26,8 +29,9 @@ from pinnsketch.domain import Domain
 from pinnsketch.errors import ConfigError
 from pinnsketch.problems.base import TERM_MEASURES, Problem
 from pinnsketch.problems.conditions import periodic_residual, time_derivative_residual
+from pinnsketch.references.reaction_diffusion import reaction_diffusion_solution
 
-__all__ = ["Convection", "Reaction", "Wave"]
+__all__ = ["Convection", "Reaction", "ReactionDiffusion", "Wave"]
 
 _PERIODIC = Domain((0.0,), (2 * math.pi,), time=(0.0, 1.0))
 
@@ -118,6 +122,57 @@ class Reaction(Problem):
 
     def evaluation_grid(self):
         return _grid(self.domain)
+
+
+@dataclass(frozen=True)
+class ReactionDiffusionOptions:
+    """nu: diffusion ν; rho: reaction rate ρ (Krishnapriyan et al. 2021 vary both; 5 and 5
+    here)."""
+
+    nu: float = 5.0
+    rho: float = 5.0
+
+    def __post_init__(self):
+        _positive("nu", self.nu)
+        _positive("rho", self.rho)
+
+
+class ReactionDiffusion(Problem):
+    """Periodic 1D reaction–diffusion u_t = ν u_xx + ρ u (1 − u), Gaussian u₀."""
+
+    Options = ReactionDiffusionOptions
+    input_names = ("x", "t")
+    domain = _PERIODIC
+    periodic_inputs = {"x": 2 * math.pi}
+
+    def __init__(self, options=None):
+        super().__init__(options)
+        self._solution = None
+
+    def pde_residual(self, model, points):
+        u = model(points)
+        du = gradient(u, points)
+        u_xx = partial(du[:, 0], points, 0)
+        return du[:, 1] - self.options.nu * u_xx - self.options.rho * u * (1 - u)
+
+    def boundary_residual(self, model, points):
+        # Diffusion makes the solution smooth across x = 0 ≡ 2π: values and slopes.
+        return periodic_residual(model, points, self.domain)
+
+    def initial_value(self, points):
+        return _gaussian(points[:, 0])
+
+    def reference(self, points: np.ndarray) -> np.ndarray:
+        if self._solution is None:
+            self._solution = reaction_diffusion_solution(_gaussian, "gaussian",
+                                                         self.options.nu, self.options.rho)
+        return self._solution(points[:, 0], points[:, 1])
+
+    def evaluation_grid(self):
+        x = np.linspace(0.0, 2 * math.pi, 256, endpoint=False)  # 2π is 0 by periodicity
+        t = np.linspace(0.0, 1.0, 101)
+        xx, tt = np.meshgrid(x, t, indexing="ij")
+        return np.stack([xx.ravel(), tt.ravel()], axis=1), (256, 101)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pinnsketch.errors import ConfigError, suggest
 from pinnsketch.problems.base import Problem
 from pinnsketch.problems.allen_cahn import AllenCahn
 from pinnsketch.problems.burgers import Burgers, BurgersIdentification
-from pinnsketch.problems.failure_modes import Convection, Reaction, Wave
+from pinnsketch.problems.failure_modes import Convection, Reaction, ReactionDiffusion, Wave
 from pinnsketch.problems.heat import Heat1D, Heat2D
 from pinnsketch.problems.helmholtz import Helmholtz2D
 from pinnsketch.problems.kdv import KdV
@@ -38,6 +38,7 @@ BUILTIN_PROBLEMS: dict[str, type[Problem]] = {
     "klein_gordon": KleinGordon,
     "poisson": Poisson,
     "reaction": Reaction,
+    "reaction_diffusion": ReactionDiffusion,
     "wave": Wave,
 }
 
