@@ -264,7 +264,9 @@ class MonitorConfig:
     """The gradient monitor (off unless ``enabled``): a check every ``every`` Adam steps and
     every ``quasi_newton_every`` function evaluations of the phase after Adam (0: none);
     ``backend`` ``auto`` keeps each layer's EMA gradient exactly or sketched, whichever is
-    smaller."""
+    smaller. ``curvature_steps`` > 0 adds, at every evaluation, the ``curvature_top``
+    largest eigenvalues of each term's loss Hessian by that many Lanczos steps
+    (:mod:`pinnsketch.training.curvature`; metrics key ``hessian_top``)."""
 
     enabled: bool = False
     rank: int = _option(4, low=1)
@@ -275,6 +277,8 @@ class MonitorConfig:
     terms: tuple[str, ...] = ()
     layers: tuple[int, ...] = ()
     history: int = _option(128, low=8)
+    curvature_steps: int = _option(0, low=0)
+    curvature_top: int = _option(3, low=1)
 
 
 @dataclass(frozen=True)

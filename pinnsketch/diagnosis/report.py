@@ -84,6 +84,7 @@ def render_report(findings: Sequence[Finding], history, *, title: str,
                 cells = [history.series(s, ly, t)[-1] for s in ("norm", "ema_norm", "snr",
                                                                  "erank", "drift")] + [lam]
                 lines.append(f"| {ly} | {t} | " + " | ".join(f"{c:.3g}" for c in cells) + " |")
+    lines += _curvature_lines(metrics)
     if monitor_summary:
         lines += _monitor_lines(monitor_summary)
     if figures:
@@ -92,6 +93,21 @@ def render_report(findings: Sequence[Finding], history, *, title: str,
     lines += [f"| {f.name} | {getattr(thresholds, f.name):g} |"
               for f in dataclasses.fields(thresholds)]
     return "\n".join(lines) + "\n"
+
+
+def _curvature_lines(metrics: Sequence[Mapping[str, Any]]) -> list[str]:
+    """λ_max of each term's Hessian at the first and last evaluation that recorded it
+    (``monitor.curvature_steps``): evidence only, no finding is drawn from it yet."""
+    records = [m for m in metrics if "hessian_top" in m]
+    if not records:
+        return []
+    first, last = records[0], records[-1]
+    lines = ["", "## Curvature (Hessian top eigenvalue per term, Lanczos)", "",
+             f"| term | λ_max at step {first['step']} | λ_max at step {last['step']} |",
+             "|---|---|---|"]
+    lines += [f"| {t} | {first['hessian_top'][t][0]:.3g} | {last['hessian_top'][t][0]:.3g} |"
+              for t in last["hessian_top"]]
+    return lines
 
 
 def _monitor_lines(summary: Mapping[str, Any]) -> list[str]:

@@ -31,6 +31,7 @@ from pinnsketch.runner.run import Run
 from pinnsketch.runner.run_dir import RunDir
 from pinnsketch.training.build import build_trainer, resolve_device
 from pinnsketch.training.checks import check_problem_outputs
+from pinnsketch.training.curvature import hessian_top
 from pinnsketch.training.distributed import DistributedContext, init_from_environment
 from pinnsketch.training.evaluation import predict, relative_l2, residual_by_time
 from pinnsketch.training.interrupt import GracefulInterrupt
@@ -231,6 +232,7 @@ class _Session:
         """Record one evaluation (rank 0) and checkpoint when one is due (all ranks)."""
         trainer = self.trainer
         trainer.last_losses = dict(losses)
+        curvature = self._curvature()  # a collective when distributed: every rank takes it
         if self.main:  # the model is identical on every rank: one evaluates and writes
             if self.reference is not None:
                 self.rel_l2 = relative_l2(predict(trainer.model, self.grid), self.reference)
@@ -239,13 +241,24 @@ class _Session:
                 "loss_total": sum(trainer.weights[t] * v for t, v in losses.items()),
                 "rel_l2": self.rel_l2, "lr": trainer.adam.param_groups[0]["lr"],
                 "wall_s": self.wall(), **self.problem.metrics(), **trainer.metrics(),
-                **self._profile()})
+                **self._profile(), **curvature})
             postfix = {t: f"{v:.2e}" for t, v in losses.items()}
             if self.rel_l2 is not None:
                 postfix["rel_l2"] = f"{self.rel_l2:.2e}"
             self.bar.set_postfix(postfix, refresh=False)
         if trainer.step - self.last_checkpoint >= self.config.train.checkpoint_every:
             self.checkpoint()
+
+    def _curvature(self) -> dict[str, dict[str, list[float]]]:
+        """The top Hessian eigenvalues per term (``monitor.curvature_steps`` > 0)."""
+        monitor, trainer = self.config.monitor, self.trainer
+        if not (monitor.enabled and monitor.curvature_steps):
+            return {}
+        average = trainer.distributed.average_ if trainer.distributed is not None else None
+        return {"hessian_top": hessian_top(trainer.losses(), trainer.parameters,
+                                           steps=monitor.curvature_steps,
+                                           top=monitor.curvature_top, seed=trainer.step,
+                                           average=average)}
 
     def _profile(self) -> dict[str, list[float]]:
         """The pde residual over time slabs of the current points (evolution problems)."""

@@ -130,6 +130,9 @@ def check_config(config: RunConfig, problem: Problem | None = None) -> None:
                           f"[0, {n_layers - 1}] for a {config.model.type} of depth "
                           f"{config.model.depth} ({n_layers} Linear layers)")
     _check_dense_hessian(config, problem)
+    if config.monitor.curvature_steps and not config.monitor.enabled:
+        raise ConfigError(f"monitor.curvature_steps: got {config.monitor.curvature_steps}, but "
+                          f"the monitor is off; set monitor.enabled: true (or 0 steps)")
     if config.train.causal.chunks:
         if problem.domain.time is None:
             raise ConfigError(f"train.causal.chunks: got {config.train.causal.chunks}, but "

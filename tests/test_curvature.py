@@ -1,0 +1,88 @@
+"""The Hessian's top eigenvalues per term: Lanczos against eigendecompositions (a matrix,
+and a PINN loss's full Hessian from torch.autograd.functional.hessian), and the run record
+(``hessian_top`` at every evaluation, the same on resume)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import pinnsketch
+from conftest import tiny_overrides
+from pinnsketch.monitor.curvature import lanczos_ritz_values
+from pinnsketch.training.build import build_trainer
+from pinnsketch.training.curvature import hessian_top
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_lanczos_finds_the_top_eigenvalues_and_all_of_them_at_full_size():
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(60, 60, generator=generator, dtype=torch.float64)
+    spectrum = torch.logspace(-2, 3, 60, dtype=torch.float64)  # condition number 1e5
+    q, _ = torch.linalg.qr(a)
+    h = q @ torch.diag(spectrum) @ q.mT
+    few = lanczos_ritz_values(lambda v: h @ v, 60, 25, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(few[-3:], spectrum[-3:], rtol=1e-10, atol=0)
+    assert few[0] > spectrum[0]  # 25 steps do not reach the bottom: the top converges first
+    every = lanczos_ritz_values(lambda v: h @ v, 60, 60, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(every, spectrum, rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="steps: got 61"):
+        lanczos_ritz_values(lambda v: h @ v, 60, 61, generator=generator)
+
+
+def test_per_term_values_equal_the_full_hessians_eigenvalues():
+    config = pinnsketch.load_config(ROOT / "problems" / "burgers.yaml",
+                                    tiny_overrides(1, 0) + ["train.dtype=float64",
+                                                            "model.hard_constraints=false",
+                                                            "model.width=5"])
+    trainer = build_trainer(config)
+    params = trainer.parameters
+    dim = sum(p.numel() for p in params)
+    top = hessian_top(trainer.losses(), params, steps=dim, top=3, seed=0)
+    shapes = [p.shape for p in params]
+
+    flat = torch.cat([p.detach().reshape(-1) for p in params])
+    for term in ("pde", "bc", "ic"):
+        def loss(theta, term=term):
+            model = _Replay(trainer.model, shapes, theta)
+            return trainer.problem.residuals(model, {term: trainer.batch[term]})[term].square().mean()
+        exact = torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss, flat)).flip(0)[:3]
+        torch.testing.assert_close(torch.tensor(top[term], dtype=torch.float64), exact,
+                                   rtol=1e-7, atol=1e-9 * float(exact[0]))
+
+
+class _Replay(torch.nn.Module):
+    """The model evaluated at flat parameters θ (so a loss is a function of θ alone)."""
+
+    def __init__(self, model, shapes, theta):
+        super().__init__()
+        names = [n for n, _ in model.named_parameters()]
+        pieces, offset = {}, 0
+        for name, shape in zip(names, shapes):
+            n = torch.Size(shape).numel()
+            pieces[name] = theta[offset:offset + n].view(shape)
+            offset += n
+        self.model, self.pieces = model, pieces
+
+    def forward(self, points):
+        return torch.func.functional_call(self.model, self.pieces, (points,))
+
+
+def test_runs_record_the_curvature_and_it_needs_the_monitor(tmp_path):
+    extra = ["output.plots=false", "train.dtype=float64", "monitor.enabled=true",
+             "monitor.curvature_steps=8", "monitor.curvature_top=2"]
+    config = pinnsketch.load_config(ROOT / "problems" / "poisson.yaml",
+                                    tiny_overrides(10, 0, eval_every=5) + extra)
+    run = pinnsketch.train(config, out=tmp_path / "a")
+    records = run.metrics
+    assert all(len(r["hessian_top"]["pde"]) == 2 for r in records)
+    assert all(r["hessian_top"]["pde"][0] >= r["hessian_top"]["pde"][1] > 0 for r in records)
+    report = (tmp_path / "a" / "diagnosis.md").read_text()
+    last = records[-1]["hessian_top"]["pde"][0]
+    assert "## Curvature" in report and "| pde | " in report and f"{last:.3g}" in report
+    with pytest.raises(pinnsketch.ConfigError, match="monitor.curvature_steps: got 8, but the "
+                                                     "monitor is off"):
+        pinnsketch.check_config(pinnsketch.load_config(
+            ROOT / "problems" / "poisson.yaml", extra + ["monitor.enabled=false"]))
