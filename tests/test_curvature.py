@@ -1,16 +1,20 @@
-"""The Hessian's top eigenvalues per term: Lanczos against eigendecompositions (a matrix,
-and a PINN loss's full Hessian from torch.autograd.functional.hessian), and the run record
-(``hessian_top`` at every evaluation, the same on resume)."""
+"""Curvature and spectral evidence: the Hessian's top eigenvalues per term by Lanczos
+against eigendecompositions (a matrix, and a PINN loss's full Hessian from
+torch.autograd.functional.hessian); the residual's energy bands against DCT modes and
+Parseval; both in the run record."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 import pinnsketch
 from conftest import tiny_overrides
 from pinnsketch.monitor.curvature import lanczos_ritz_values
+from pinnsketch.monitor.spectrum import band_energies, band_shares
 from pinnsketch.training.build import build_trainer
 from pinnsketch.training.curvature import hessian_top
 
@@ -86,3 +90,43 @@ def test_runs_record_the_curvature_and_it_needs_the_monitor(tmp_path):
                                                      "monitor is off"):
         pinnsketch.check_config(pinnsketch.load_config(
             ROOT / "problems" / "poisson.yaml", extra + ["monitor.enabled=false"]))
+
+
+# ------------------------------------------------------------------------------------------
+# The residual spectrum (spectral-bias evidence)
+# ------------------------------------------------------------------------------------------
+def test_band_energies_put_each_dct_mode_in_its_band_and_keep_parseval():
+    n = 64
+    i = np.arange(n) + 0.5
+    for k, band in ((0, 0), (5, 0), (21, 0), (22, 1), (42, 1), (43, 2), (63, 2)):
+        mode = np.cos(np.pi * k * i / n)  # a DCT-II basis vector: all its energy at k
+        energies = band_energies(mode)
+        assert np.argmax(energies) == band and energies[band] == pytest.approx(
+            np.sum(mode ** 2), rel=1e-12)
+    generator = np.random.default_rng(0)
+    field = generator.standard_normal((32, 48))
+    energies = band_energies(field, bands=4)
+    assert energies.sum() == pytest.approx(np.sum(field ** 2), rel=1e-12)  # Parseval
+    # 2-D: mode (k₁, k₂) sits at ρ = ‖(k₁/32, k₂/48)‖.
+    mode = np.outer(np.cos(np.pi * 8 * (np.arange(32) + 0.5) / 32),
+                    np.cos(np.pi * 30 * (np.arange(48) + 0.5) / 48))
+    rho = math.hypot(8 / 32, 30 / 48)
+    assert np.argmax(band_energies(mode, bands=4)) == int(rho * 4)
+    assert band_shares(np.array([1.0, 3.0])) == [0.25, 0.75]
+    assert band_shares(np.zeros(3)) == [0.0, 0.0, 0.0]
+
+
+def test_monitored_runs_record_the_residual_bands(tmp_path):
+    config = pinnsketch.load_config(ROOT / "problems" / "poisson.yaml",
+                                    tiny_overrides(10, 0, eval_every=5)
+                                    + ["output.plots=false", "monitor.enabled=true"])
+    run = pinnsketch.train(config, out=tmp_path / "a")
+    trainer = build_trainer(config)
+    trainer.model.load_state_dict(run.model.state_dict())
+    grid = trainer.problem.domain.grid((64, 64))
+    points = grid.clone().requires_grad_(True)
+    residual = trainer.problem.pde_residual(trainer.model, points).detach().numpy()
+    expected = band_shares(band_energies(residual.reshape(64, 64)))
+    np.testing.assert_allclose(run.metrics[-1]["residual_bands"], expected, rtol=1e-6)
+    assert sum(run.metrics[-1]["residual_bands"]) == pytest.approx(1.0)
+    assert "## Residual spectrum" in (tmp_path / "a" / "diagnosis.md").read_text()

@@ -84,7 +84,7 @@ def render_report(findings: Sequence[Finding], history, *, title: str,
                 cells = [history.series(s, ly, t)[-1] for s in ("norm", "ema_norm", "snr",
                                                                  "erank", "drift")] + [lam]
                 lines.append(f"| {ly} | {t} | " + " | ".join(f"{c:.3g}" for c in cells) + " |")
-    lines += _curvature_lines(metrics)
+    lines += _curvature_lines(metrics) + _spectrum_lines(metrics)
     if monitor_summary:
         lines += _monitor_lines(monitor_summary)
     if figures:
@@ -107,6 +107,19 @@ def _curvature_lines(metrics: Sequence[Mapping[str, Any]]) -> list[str]:
              "|---|---|---|"]
     lines += [f"| {t} | {first['hessian_top'][t][0]:.3g} | {last['hessian_top'][t][0]:.3g} |"
               for t in last["hessian_top"]]
+    return lines
+
+
+def _spectrum_lines(metrics: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The pde residual's energy shares by wavenumber band at the first and last evaluation
+    (monitored runs): evidence only, no finding is drawn from it yet."""
+    records = [m for m in metrics if "residual_bands" in m]
+    if not records:
+        return []
+    lines = ["", "## Residual spectrum (share of the pde residual's energy, low → high "
+                 "wavenumber band, on a regular grid)", "", "| step | bands |", "|---|---|"]
+    lines += [f"| {m['step']} | " + ", ".join(f"{b:.3g}" for b in m["residual_bands"]) + " |"
+              for m in (records[0], records[-1])]
     return lines
 
 

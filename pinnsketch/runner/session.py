@@ -23,6 +23,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from pinnsketch.config import RunConfig, config_from_dict, load_config
 from pinnsketch.errors import ConfigError, NonFiniteLoss, RunInterrupted
+from pinnsketch.monitor.spectrum import band_energies, band_shares
 from pinnsketch.problems import Problem, problem_source
 from pinnsketch.runner.diagnosis import write_report
 from pinnsketch.runner.figures import write_run_figures
@@ -33,7 +34,8 @@ from pinnsketch.training.build import build_trainer, resolve_device
 from pinnsketch.training.checks import check_problem_outputs
 from pinnsketch.training.curvature import hessian_top
 from pinnsketch.training.distributed import DistributedContext, init_from_environment
-from pinnsketch.training.evaluation import predict, relative_l2, residual_by_time
+from pinnsketch.training.evaluation import (pde_residual_values, predict, relative_l2,
+                                            residual_by_time)
 from pinnsketch.training.interrupt import GracefulInterrupt
 from pinnsketch.training.schedule import Schedule
 from pinnsketch.training.trainer import Trainer
@@ -44,6 +46,8 @@ __all__ = ["NO_REFERENCE", "as_config", "train"]
 log = logging.getLogger(__name__)
 
 NO_REFERENCE = "no reference solution: the relative L2 error is not measured"
+# The regular grid of the residual spectrum, per input dimension (about 4k points in 2-D).
+SPECTRUM_GRID = {1: (256,), 2: (64, 64), 3: (24, 24, 24)}
 
 
 def as_config(source: RunConfig | Mapping[str, Any] | str | Path, *,
@@ -241,7 +245,7 @@ class _Session:
                 "loss_total": sum(trainer.weights[t] * v for t, v in losses.items()),
                 "rel_l2": self.rel_l2, "lr": trainer.adam.param_groups[0]["lr"],
                 "wall_s": self.wall(), **self.problem.metrics(), **trainer.metrics(),
-                **self._profile(), **curvature})
+                **self._profile(), **curvature, **self._residual_spectrum()})
             postfix = {t: f"{v:.2e}" for t, v in losses.items()}
             if self.rel_l2 is not None:
                 postfix["rel_l2"] = f"{self.rel_l2:.2e}"
@@ -259,6 +263,19 @@ class _Session:
                                            steps=monitor.curvature_steps,
                                            top=monitor.curvature_top, seed=trainer.step,
                                            average=average)}
+
+    def _residual_spectrum(self) -> dict[str, list[float]]:
+        """Shares of the pde residual's energy on a regular grid in low, mid and high
+        wavenumber bands (monitored runs): the spectral-bias evidence."""
+        if not self.config.monitor.enabled:
+            return {}
+        domain = self.problem.domain
+        counts = SPECTRUM_GRID[domain.dim]
+        residual = pde_residual_values(self.problem, self.trainer.model,
+                                       domain.grid(counts).numpy())
+        fields = residual.reshape(*counts, -1)  # one field per residual component
+        energies = sum(band_energies(fields[..., c]) for c in range(fields.shape[-1]))
+        return {"residual_bands": band_shares(energies)}
 
     def _profile(self) -> dict[str, list[float]]:
         """The pde residual over time slabs of the current points (evolution problems)."""
