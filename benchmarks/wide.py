@@ -27,9 +27,11 @@ from pinnsketch.training.build import build_trainer
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def overrides(width: int, depth: int, steps: int, rank: int, seed: int, optimizer: str) -> list[str]:
+def overrides(width: int, depth: int, steps: int, rank: int, seed: int,
+              optimizer: str) -> list[str]:
     return [f"model.width={width}", f"model.depth={depth}", f"train.adam_steps={steps}",
-            "train.lbfgs_steps=0", "train.quasi_newton=lbfgs", "train.eval_every=50", f"train.checkpoint_every={steps}",
+            "train.lbfgs_steps=0", "train.quasi_newton=lbfgs", "train.eval_every=50",
+            f"train.checkpoint_every={steps}",
             f"train.first_order={optimizer}", f"train.sketchy_rank={rank}",
             "sampling.interior=2000", "sampling.adaptive_candidates=20000",
             f"train.seed={seed}", "output.progress=false", "output.plots=false"]
@@ -38,7 +40,8 @@ def overrides(width: int, depth: int, steps: int, rank: int, seed: int, optimize
 def run_one(folder: Path, extra: list[str]) -> tuple[dict, list[dict]]:
     summary = folder / "summary.json"
     if summary.exists() and json.loads(summary.read_text()).get("status") == "completed":
-        metrics = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+        lines = (folder / "metrics.jsonl").read_text().splitlines()
+        metrics = [json.loads(line) for line in lines]
         return json.loads(summary.read_text()), metrics
     config = pinnsketch.load_config(ROOT / "problems" / "burgers.yaml", extra)
     run = pinnsketch.train(config, out=folder)

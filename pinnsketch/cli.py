@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pinnsketch.version import __version__
 from pinnsketch.api import check_config, train
+from pinnsketch.bench import BENCHMARKS, bench
 from pinnsketch.compare import compare, parse_modes
 from pinnsketch.config import load_config
 from pinnsketch.errors import ConfigError, NonFiniteLoss, RunInterrupted, suggest
@@ -31,6 +32,7 @@ examples:
   pinnsketch problems heat
   pinnsketch compare problems/heat_data.yaml --modes exact,sketched --ranks 2,8
   pinnsketch diagnose runs/burgers-20261202-101500
+  pinnsketch bench --problems convection reaction --seeds 0 1 2
 
 exit status:
   0    done (also: a resumed run that had already finished)
@@ -78,6 +80,18 @@ def _parser() -> argparse.ArgumentParser:
                       help="modes trained at once, one process each (default 1)")
     comp.add_argument("--set", dest="overrides", action="append", default=[],
                       metavar="KEY.PATH=VALUE", help="override a config value (repeatable)")
+
+    suite = commands.add_parser(
+        "bench", help="the benchmark configs over seeds, beside the published figures")
+    suite.add_argument("--problems", nargs="+", default=list(BENCHMARKS), metavar="NAME",
+                       help="config names in --configs (default: the whole suite)")
+    suite.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    suite.add_argument("--configs", default="problems", help="folder of the YAML configs "
+                                                             "(default problems/)")
+    suite.add_argument("--out", default="runs/bench", help="bench folder (default runs/bench; "
+                                                           "finished runs there are reused)")
+    suite.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY.PATH=VALUE", help="override a value in every run")
 
     diagnose = commands.add_parser("diagnose", help="stall diagnosis of a monitored run")
     diagnose.add_argument("run_dir", metavar="RUN_DIR")
@@ -186,6 +200,12 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    bench(args.problems, args.seeds, Path(args.configs), Path(args.out), args.overrides)
+    print((Path(args.out) / "bench.md").read_text(), end="")
+    return 0
+
+
 def _diagnose(args: argparse.Namespace) -> int:
     if args.out and not args.rerun:
         raise ConfigError("--out: only with --rerun (the diagnosis is written in RUN_DIR)")
@@ -205,7 +225,7 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": _run, "check": _check, "problems": _problems, "compare": _compare,
-            "diagnose": _diagnose}
+            "bench": _bench, "diagnose": _diagnose}
 
 
 def main(argv: list[str] | None = None) -> int:

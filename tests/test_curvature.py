@@ -51,7 +51,8 @@ def test_per_term_values_equal_the_full_hessians_eigenvalues():
     for term in ("pde", "bc", "ic"):
         def loss(theta, term=term):
             model = _Replay(trainer.model, shapes, theta)
-            return trainer.problem.residuals(model, {term: trainer.batch[term]})[term].square().mean()
+            residual = trainer.problem.residuals(model, {term: trainer.batch[term]})[term]
+            return residual.square().mean()
         exact = torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss, flat)).flip(0)[:3]
         torch.testing.assert_close(torch.tensor(top[term], dtype=torch.float64), exact,
                                    rtol=1e-7, atol=1e-9 * float(exact[0]))

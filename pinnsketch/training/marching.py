@@ -41,4 +41,5 @@ class TimeMarching:
 
     def starts_stage(self, adam_done: int) -> bool:
         """Whether Adam step ``adam_done`` (> 0) is the first of a new stage."""
-        return 0 < adam_done < self.adam_steps and self.stage(adam_done) != self.stage(adam_done - 1)
+        return (0 < adam_done < self.adam_steps
+                and self.stage(adam_done) != self.stage(adam_done - 1))

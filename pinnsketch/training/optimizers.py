@@ -10,7 +10,8 @@ from pinnsketch.optim import QuasiNewton, Sketchy
 __all__ = ["first_order_optimizer", "second_order_optimizer"]
 
 
-def first_order_optimizer(parameters: list[torch.Tensor], train: TrainConfig) -> torch.optim.Optimizer:
+def first_order_optimizer(parameters: list[torch.Tensor],
+                          train: TrainConfig) -> torch.optim.Optimizer:
     """``train.first_order``: Adam, or Sketchy with ``train.sketchy_rank`` rows per factor
     (Adam's betas; the phase keeps the name adam in the record)."""
     if train.first_order == "sketchy":
@@ -18,7 +19,8 @@ def first_order_optimizer(parameters: list[torch.Tensor], train: TrainConfig) ->
     return torch.optim.Adam(parameters, lr=train.lr)
 
 
-def second_order_optimizer(parameters: list[torch.Tensor], train: TrainConfig) -> torch.optim.Optimizer:
+def second_order_optimizer(parameters: list[torch.Tensor],
+                           train: TrainConfig) -> torch.optim.Optimizer:
     """``train.quasi_newton``: torch's L-BFGS (strong Wolfe, ``train.lbfgs_history`` pairs)
     or :class:`~pinnsketch.optim.QuasiNewton` with a dense H; ``max_iter`` is set per chunk."""
     if train.quasi_newton == "lbfgs":

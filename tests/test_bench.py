@@ -1,0 +1,50 @@
+"""``pinnsketch bench``: runs every (config, seed), tabulates median and worst beside the
+published figure, reuses finished runs, and names a missing config with the ones there."""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+import pinnsketch
+from conftest import tiny_overrides
+from pinnsketch.bench import PUBLISHED, bench
+from pinnsketch.cli import main
+from pinnsketch.runner import session
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = tiny_overrides(6, 0, eval_every=3) + ["output.plots=false"]
+
+
+def test_bench_tabulates_every_seed_and_reuses_finished_runs(tmp_path, monkeypatch):
+    rows = bench(["poisson", "reaction"], [0, 1], ROOT / "problems", tmp_path, TINY)
+    assert [(r["config"], r["seed"]) for r in rows] == [("poisson", 0), ("poisson", 1),
+                                                       ("reaction", 0), ("reaction", 1)]
+    for r in rows:  # each row is its run folder's summary
+        summary = json.loads((tmp_path / f"{r['config']}-seed{r['seed']}" / "summary.json")
+                             .read_text())
+        assert r["rel_l2"] == summary["rel_l2"] and summary["seed"] == r["seed"]
+    assert rows[0]["rel_l2"] != rows[1]["rel_l2"]  # the seeds differ
+    text = (tmp_path / "bench.md").read_text()
+    reaction = [r["rel_l2"] for r in rows if r["config"] == "reaction"]
+    line = next(ln for ln in text.splitlines() if ln.startswith("| reaction |"))
+    expected = f"{statistics.median(reaction):.2e} | {max(reaction):.2e} | {PUBLISHED['reaction']}"
+    assert expected in line
+    assert "| poisson |" in text and "none recorded" in text
+    trained = []
+    monkeypatch.setattr(session._Session, "run", lambda self, fresh: trained.append(1))
+    again = bench(["poisson", "reaction"], [0, 1], ROOT / "problems", tmp_path, TINY)
+    assert trained == [] and again == rows  # finished runs are read, not retrained
+
+
+def test_a_missing_config_is_named_with_the_ones_there(tmp_path, capsys):
+    with pytest.raises(pinnsketch.ConfigError, match=r"bench: no config nonesuch in .*problems "
+                                                     r"\(there: .*burgers.*\)"):
+        bench(["poisson", "nonesuch"], [0], ROOT / "problems", tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing trained before the check
+    assert main(["bench", "--problems", "poisson", "--seeds", "0", "--configs",
+                 str(ROOT / "problems"), "--out", str(tmp_path / "b"),
+                 *[a for o in TINY for a in ("--set", o)]]) == 0
+    assert "| poisson |" in capsys.readouterr().out
