@@ -99,7 +99,8 @@ def test_runs_record_the_curvature_and_it_needs_the_monitor(tmp_path):
 def test_band_energies_put_each_dct_mode_in_its_band_and_keep_parseval():
     n = 64
     i = np.arange(n) + 0.5
-    for k, band in ((0, 0), (5, 0), (21, 0), (22, 1), (42, 1), (43, 2), (63, 2)):
+    # Octave edges ρ = 1/16, 1/8, 1/4, 1/2: indices 4, 8, 16, 32 of 64 start bands 1–4.
+    for k, band in ((0, 0), (3, 0), (4, 1), (7, 1), (8, 2), (16, 3), (31, 3), (32, 4), (63, 4)):
         mode = np.cos(np.pi * k * i / n)  # a DCT-II basis vector: all its energy at k
         energies = band_energies(mode)
         assert np.argmax(energies) == band and energies[band] == pytest.approx(
@@ -107,12 +108,15 @@ def test_band_energies_put_each_dct_mode_in_its_band_and_keep_parseval():
     generator = np.random.default_rng(0)
     field = generator.standard_normal((32, 48))
     energies = band_energies(field, bands=4)
+    assert len(energies) == 4
     assert energies.sum() == pytest.approx(np.sum(field ** 2), rel=1e-12)  # Parseval
     # 2-D: mode (k₁, k₂) sits at ρ = ‖(k₁/32, k₂/48)‖.
     mode = np.outer(np.cos(np.pi * 8 * (np.arange(32) + 0.5) / 32),
                     np.cos(np.pi * 30 * (np.arange(48) + 0.5) / 48))
-    rho = math.hypot(8 / 32, 30 / 48)
-    assert np.argmax(band_energies(mode, bands=4)) == int(rho * 4)
+    rho = math.hypot(8 / 32, 30 / 48)  # 0.67: the top octave [1/2, ∞) of four bands
+    assert rho > 0.5 and np.argmax(band_energies(mode, bands=4)) == 3
+    low = np.outer(np.cos(np.pi * 5 * (np.arange(32) + 0.5) / 32), np.ones(48))
+    assert np.argmax(band_energies(low, bands=4)) == 1  # ρ = 5/32 in [1/8, 1/4)
     assert band_shares(np.array([1.0, 3.0])) == [0.25, 0.75]
     assert band_shares(np.zeros(3)) == [0.0, 0.0, 0.0]
 

@@ -116,8 +116,8 @@ def _spectrum_lines(metrics: Sequence[Mapping[str, Any]]) -> list[str]:
     records = [m for m in metrics if "residual_bands" in m]
     if not records:
         return []
-    lines = ["", "## Residual spectrum (share of the pde residual's energy, low → high "
-                 "wavenumber band, on a regular grid)", "", "| step | bands |", "|---|---|"]
+    lines = ["", "## Residual spectrum (share of the pde residual's energy per octave of "
+                 "wavenumber, lowest first, on a regular grid)", "", "| step | bands |", "|---|---|"]
     lines += [f"| {m['step']} | " + ", ".join(f"{b:.3g}" for b in m["residual_bands"]) + " |"
               for m in (records[0], records[-1])]
     return lines

@@ -1,4 +1,4 @@
-"""Where in frequency a field's energy lies: the share of Σ v² in equal bands of normalised
+"""Where in frequency a field's energy lies: the share of Σ v² in octave bands of normalised
 wavenumber, from an orthonormal DCT-II on a regular grid (Parseval: the shares sum to 1).
 
 The spectral-bias evidence (Rahaman et al. 2019; Wang, Wang & Perdikaris 2021, "On the
@@ -15,11 +15,12 @@ from scipy.fft import dctn
 __all__ = ["band_energies", "band_shares"]
 
 
-def band_energies(values: np.ndarray, bands: int = 3) -> np.ndarray:
-    """Energy Σ c_k² of ``values`` (a grid, one axis per input) in ``bands`` equal bands of
-    the normalised radial wavenumber ρ = ‖(k₁/n₁, k₂/n₂, …)‖ ∈ [0, 1), lowest band first
-    (ρ ≥ 1, the corners of a grid of two or more axes, counts in the last band); c the
-    orthonormal DCT-II coefficients, so the bands sum to Σ v² (Parseval).
+def band_energies(values: np.ndarray, bands: int = 5) -> np.ndarray:
+    """Energy Σ c_k² of ``values`` (a grid, one axis per input) in octave bands of the
+    normalised radial wavenumber ρ = ‖(k₁/n₁, k₂/n₂, …)‖: [0, 2^{1−B}), [2^{1−B}, 2^{2−B}),
+    …, [1/2, ∞) for B = ``bands`` (for 5: edges 1/16, 1/8, 1/4, 1/2), lowest first; c the
+    orthonormal DCT-II coefficients, so the bands sum to Σ v² (Parseval). Octaves, because
+    the scales of a multi-scale solution are ratios (sin πx and sin 8πx are three apart).
 
     Returns:
         ``(bands,)`` energies.
@@ -31,7 +32,8 @@ def band_energies(values: np.ndarray, bands: int = 3) -> np.ndarray:
     radius = np.sqrt(sum(np.square(np.arange(n) / n).reshape([-1 if a == i else 1
                                                               for a in range(values.ndim)])
                          for i, n in enumerate(values.shape)))
-    band = np.minimum((radius * bands).astype(int), bands - 1)
+    edges = 2.0 ** np.arange(1 - bands, 0)  # bands − 1 inner edges
+    band = np.searchsorted(edges, radius, side="right")
     return np.bincount(band.ravel(), weights=energy.ravel(), minlength=bands)
 
 

@@ -265,8 +265,8 @@ class _Session:
                                            average=average)}
 
     def _residual_spectrum(self) -> dict[str, list[float]]:
-        """Shares of the pde residual's energy on a regular grid in low, mid and high
-        wavenumber bands (monitored runs): the spectral-bias evidence."""
+        """Shares of the pde residual's energy on a regular grid in five octave bands of
+        wavenumber (monitored runs): the spectral-bias evidence."""
         if not self.config.monitor.enabled:
             return {}
         domain = self.problem.domain
