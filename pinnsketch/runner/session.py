@@ -124,6 +124,9 @@ def _agree(distributed: DistributedContext | None, check: Callable[[], None]) ->
 
 def _leave(distributed: DistributedContext | None) -> None:
     if distributed is not None:
+        # Leave together: a rank that destroys the group while rank 0 still writes the
+        # summary and report can abort in gloo's teardown (seen under CI load).
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 
