@@ -87,9 +87,12 @@ class Domain:
         points[:, -1] = self.time[0]
         return points
 
-    def grid(self, counts: tuple[int, ...]) -> torch.Tensor:
-        """Tensor-product grid ``(prod(counts), dim)``, last axis varying fastest."""
-        axes = [torch.linspace(lo, hi, n, dtype=torch.float64)
-                for lo, hi, n in zip(self.lows, self.highs, counts)]
+    def grid(self, counts: tuple[int, ...], periodic: tuple[int, ...] = ()) -> torch.Tensor:
+        """Tensor-product grid ``(prod(counts), dim)``, last axis varying fastest; the axes
+        in ``periodic`` leave out their high end (it is the low end), as a spectral
+        solver's grid does."""
+        axes = [torch.arange(n, dtype=torch.float64) * ((hi - lo) / n) + lo if i in periodic
+                else torch.linspace(lo, hi, n, dtype=torch.float64)
+                for i, (lo, hi, n) in enumerate(zip(self.lows, self.highs, counts))]
         mesh = torch.meshgrid(*axes, indexing="ij")
         return torch.stack([m.reshape(-1) for m in mesh], dim=1)

@@ -68,8 +68,5 @@ class AllenCahn(Problem):
         return self._solution(points[:, 0], points[:, 1])
 
     def evaluation_grid(self):
-        # The benchmark's 512 × 201 grid (x = 1 is x = −1 by periodicity).
-        x = np.linspace(-1.0, 1.0, 512, endpoint=False)
-        t = np.linspace(0.0, 1.0, 201)
-        xx, tt = np.meshgrid(x, t, indexing="ij")
-        return np.stack([xx.ravel(), tt.ravel()], axis=1), (512, 201)
+        # x = 1 is x = −1 by periodicity: the grid leaves it out.
+        return self.domain.grid((512, 201), periodic=(0,)).numpy(), (512, 201)

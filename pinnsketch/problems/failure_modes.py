@@ -169,10 +169,8 @@ class ReactionDiffusion(Problem):
         return self._solution(points[:, 0], points[:, 1])
 
     def evaluation_grid(self):
-        x = np.linspace(0.0, 2 * math.pi, 256, endpoint=False)  # 2π is 0 by periodicity
-        t = np.linspace(0.0, 1.0, 101)
-        xx, tt = np.meshgrid(x, t, indexing="ij")
-        return np.stack([xx.ravel(), tt.ravel()], axis=1), (256, 101)
+        # 2π is 0 by periodicity: the grid leaves it out.
+        return self.domain.grid((256, 101), periodic=(0,)).numpy(), (256, 101)
 
 
 @dataclass(frozen=True)

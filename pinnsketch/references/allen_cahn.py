@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pinnsketch.references.arguments import check_positive
+from pinnsketch.references.arguments import check_modes, check_positive, snapshot_stride
 from pinnsketch.references.cache import cached_arrays
 from pinnsketch.references.etdrk4 import SpectralSolution, etdrk4, wavenumbers
 
@@ -38,11 +38,8 @@ def allen_cahn_solution(epsilon: float = 1e-4, gamma: float = 5.0, t_end: float 
     """
     for name, value in (("epsilon", epsilon), ("gamma", gamma), ("t_end", t_end), ("dt", dt)):
         check_positive(name, value)
-    if modes < 8 or modes % 2:
-        raise ValueError(f"modes must be an even number >= 8, got {modes!r}")
-    save_every = round(SNAPSHOT_DT / dt)
-    if save_every < 1 or abs(save_every * dt - SNAPSHOT_DT) > 1e-12:
-        raise ValueError(f"dt must divide {SNAPSHOT_DT:g}, got {dt!r}")
+    check_modes(modes)
+    save_every = snapshot_stride(SNAPSHOT_DT, dt)
     snapshots = round(t_end / SNAPSHOT_DT)
     length = 2.0
 

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from pinnsketch.references.arguments import check_positive
+from pinnsketch.references.arguments import check_modes, check_positive, snapshot_stride
 from pinnsketch.references.cache import cached_arrays
 from pinnsketch.references.etdrk4 import SpectralSolution, etdrk4, wavenumbers
 
@@ -31,9 +31,7 @@ def kdv_modes(initial: Callable[[np.ndarray], np.ndarray], dispersion: float, t_
               *, modes: int, dt: float, snapshot_dt: float = SNAPSHOT_DT) -> dict[str, np.ndarray]:
     """Snapshots of the real-FFT modes of u from ``initial(x)`` on the grid of ``modes``
     points of [−1, 1), every ``snapshot_dt`` up to ``t_end``: ``{"times", "modes"}``."""
-    save_every = round(snapshot_dt / dt)
-    if save_every < 1 or abs(save_every * dt - snapshot_dt) > 1e-12:
-        raise ValueError(f"dt must divide {snapshot_dt:g}, got {dt!r}")
+    save_every = snapshot_stride(snapshot_dt, dt)
     x = -1.0 + LENGTH * np.arange(modes) / modes
     k = wavenumbers(modes, LENGTH)
     keep = np.arange(k.size) < modes // 3  # the 2/3 rule: |k| below 2/3 of the Nyquist
@@ -65,8 +63,7 @@ def kdv_solution(dispersion: float = 0.0025, t_end: float = 1.0, *, modes: int =
     """
     for name, value in (("dispersion", dispersion), ("t_end", t_end), ("dt", dt)):
         check_positive(name, value)
-    if modes < 8 or modes % 2:
-        raise ValueError(f"modes must be an even number >= 8, got {modes!r}")
+    check_modes(modes)
 
     def compute() -> dict[str, np.ndarray]:
         return kdv_modes(lambda x: np.cos(np.pi * x), dispersion, t_end, modes=modes, dt=dt)

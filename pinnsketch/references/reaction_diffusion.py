@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from pinnsketch.references.arguments import check_positive
+from pinnsketch.references.arguments import check_modes, check_positive, snapshot_stride
 from pinnsketch.references.cache import cached_arrays
 from pinnsketch.references.etdrk4 import SpectralSolution, wavenumbers
 
@@ -37,9 +37,7 @@ def reaction_diffusion_modes(initial: Callable[[np.ndarray], np.ndarray], nu: fl
                              snapshot_dt: float = SNAPSHOT_DT) -> dict[str, np.ndarray]:
     """Snapshots ``{"times", "modes"}`` (real-FFT modes on ``modes`` points of [0, 2π))
     every ``snapshot_dt`` up to ``t_end``, from ``initial(x)``, by Strang splitting."""
-    save_every = round(snapshot_dt / dt)
-    if save_every < 1 or abs(save_every * dt - snapshot_dt) > 1e-12:
-        raise ValueError(f"dt must divide {snapshot_dt:g}, got {dt!r}")
+    save_every = snapshot_stride(snapshot_dt, dt)
     x = LENGTH * np.arange(modes) / modes
     decay = np.exp(-nu * wavenumbers(modes, LENGTH) ** 2 * dt)
     half = np.exp(rho * dt / 2)
@@ -68,8 +66,7 @@ def reaction_diffusion_solution(initial: Callable[[np.ndarray], np.ndarray], nam
     """
     for key, value in (("nu", nu), ("rho", rho), ("t_end", t_end), ("dt", dt)):
         check_positive(key, value)
-    if modes < 8 or modes % 2:
-        raise ValueError(f"modes must be an even number >= 8, got {modes!r}")
+    check_modes(modes)
 
     def compute() -> dict[str, np.ndarray]:
         return reaction_diffusion_modes(initial, nu, rho, t_end, modes=modes, dt=dt)
