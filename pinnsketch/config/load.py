@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import yaml
 
 from pinnsketch.config.fields import build_section
+from pinnsketch.config.phases import expand_schedule
 from pinnsketch.config.schema import ProblemConfig, RunConfig
 from pinnsketch.errors import ConfigError
 
@@ -101,7 +102,7 @@ def config_from_dict(tree: Mapping[str, Any], *, base_dir: str | Path | None = N
     """
     if not isinstance(tree, Mapping):
         raise ConfigError(f"config: got {tree!r}, expected a mapping of sections")
-    tree = dict(tree)
+    tree = expand_schedule(tree)
     problem = tree.get("problem", {})
     if isinstance(problem, Mapping):
         reserved = {"type", "observations"}

@@ -24,7 +24,7 @@ QUASI_NEWTON_METHODS = ("lbfgs",) + QUASI_NEWTON_UPDATES
 FIRST_ORDER_METHODS = ("adam", "sketchy")
 
 __all__ = ["BalancingConfig", "CausalConfig", "DISTRIBUTED_BACKENDS", "DTYPES", "ModelConfig", "MonitorConfig", "ObservationConfig",
-           "OutputConfig", "ProblemConfig", "RunConfig", "SamplingConfig", "TermGradientConfig",
+           "OutputConfig", "PhaseConfig", "ProblemConfig", "RunConfig", "SamplingConfig", "TermGradientConfig",
            "TrainConfig"]
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
@@ -197,8 +197,44 @@ class TimeMarchingConfig:
 
 
 @dataclass(frozen=True)
+class PhaseConfig:
+    """One entry of ``train.phases`` (:mod:`pinnsketch.config.phases`): an optimiser and its
+    steps; keys left out keep the shorthand's defaults.
+
+    Attributes:
+        optimizer: ``adam`` or ``sketchy`` (a first-order phase), or ``lbfgs`` or a dense
+            method (the quasi-Newton phase).
+        steps: steps (first order) or iterations (quasi-Newton) of the phase.
+        lr, lr_decay, lr_decay_every: first-order phases: as ``train.lr`` etc.
+        rank: Sketchy's rows per factor (``train.sketchy_rank``).
+        history: L-BFGS's history size (``train.lbfgs_history``).
+        tolerance_grad, tolerance_change: quasi-Newton stopping tolerances.
+        redraw_every: draw fresh collocation points every this many steps of the phase.
+    """
+
+    optimizer: str = _option(choices=FIRST_ORDER_METHODS + QUASI_NEWTON_METHODS)
+    steps: int = _option(low=1)
+    lr: float | None = _option(None, low=0.0, strict_low=True)
+    lr_decay: float | None = _option(None, low=0.0, high=1.0, strict_low=True)
+    lr_decay_every: int | None = _option(None, low=1)
+    rank: int | None = _option(None, low=1)
+    history: int | None = _option(None, low=1)
+    tolerance_grad: float | None = _option(None, low=0.0)
+    tolerance_change: float | None = _option(None, low=0.0)
+    redraw_every: int = _option(0, low=0)
+
+    @property
+    def given(self) -> tuple[str, ...]:
+        """The keys this phase sets (optimizer and steps always; the rest when given)."""
+        return tuple(name for name, value in vars(self).items()
+                     if value is not None and not (name == "redraw_every" and value == 0))
+
+
+@dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation schedule: Adam for ``adam_steps``, then L-BFGS for ``lbfgs_steps``.
+    """Optimisation schedule: Adam for ``adam_steps``, then L-BFGS for ``lbfgs_steps``
+    (the shorthand; ``train.phases`` writes the same schedule out phase by phase and
+    ``train.steps_scale`` scales it: :mod:`pinnsketch.config.phases`).
 
     Attributes:
         lr: learning rate of the first-order phase.
