@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-__all__ = ["FourierFeatures", "PINN", "embedding_width"]
+__all__ = ["FourierFeatures", "PINN", "StitchedModel", "embedding_width"]
 
 
 def embedding_width(dim: int, periodic: int, fourier: int) -> int:
@@ -112,3 +112,34 @@ class PINN(nn.Module):
         if self.output_transform is not None:
             return self.output_transform(z, raw)
         return raw
+
+
+class StitchedModel(nn.Module):
+    """A network per time window, as one function: u(z) is ``models[k](z)`` for the window
+    ``edges[k] <= t < edges[k+1]`` of the point's time t (the last input; the last window
+    also takes t = edges[-1], and times outside go to the nearest window).
+
+    Args:
+        models: K networks, each ``(N, d) -> (N,)``.
+        edges: K + 1 increasing times.
+    """
+
+    def __init__(self, models: list[nn.Module], edges: list[float]):
+        super().__init__()
+        if len(edges) != len(models) + 1 or any(a >= b for a, b in zip(edges, edges[1:])):
+            raise ValueError(f"StitchedModel: {len(models)} models need {len(models) + 1} "
+                             f"increasing edges, got {edges}")
+        self.models = nn.ModuleList(models)
+        self.register_buffer("inner_edges", torch.tensor(edges[1:-1], dtype=torch.float64),
+                             persistent=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        window = torch.searchsorted(self.inner_edges.to(z.device),
+                                    z[:, -1].detach().to(torch.float64).contiguous(),
+                                    right=True)
+        out = z.new_empty(z.shape[0])
+        for k, model in enumerate(self.models):
+            rows = window == k
+            if rows.any():
+                out[rows] = model(z[rows])
+        return out

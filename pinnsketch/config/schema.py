@@ -188,12 +188,17 @@ class CurriculumConfig:
 
 @dataclass(frozen=True)
 class TimeMarchingConfig:
-    """Time marching of evolution problems (:mod:`pinnsketch.training.marching`): the Adam
-    phase split into ``windows`` equal stages, stage k drawing its pde and bc points in the
-    first (k+1)/windows of the time interval (points redrawn at each stage); ``windows`` 0
-    turns it off. The phase after Adam uses the whole interval."""
+    """Time marching of evolution problems over ``windows`` equal time windows (0: off).
+
+    ``networks: shared`` (:mod:`pinnsketch.training.marching`): one network, the Adam phase
+    split into ``windows`` stages, stage k drawing its pde and bc points in the first
+    (k+1)/windows of the time interval (points redrawn at each stage); the phase after Adam
+    uses the whole interval. ``networks: per_window`` (sequence-to-sequence learning,
+    :mod:`pinnsketch.runner.windows`): a network per window, trained in turn with the whole
+    schedule, each window's initial condition the previous network at its start time."""
 
     windows: int = _option(0, low=0)
+    networks: str = _option("shared", choices=("shared", "per_window"))
 
 
 @dataclass(frozen=True)

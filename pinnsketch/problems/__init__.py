@@ -11,10 +11,12 @@ from pinnsketch.problems.kdv import KdV
 from pinnsketch.problems.klein_gordon import KleinGordon
 from pinnsketch.problems.observations import make_observations
 from pinnsketch.problems.poisson import Poisson
+from pinnsketch.problems.window import TimeWindow, window_edges
 from pinnsketch.problems.registry import BUILTIN_PROBLEMS, problem_source, resolve_problem_class
 
 __all__ = ["AllenCahn", "BUILTIN_PROBLEMS", "Burgers", "BurgersIdentification",
            "Convection", "Heat1D", "Heat2D", "Helmholtz2D", "KdV", "KleinGordon",
            "make_observations", "neumann_residual", "NoOptions", "periodic_residual",
            "Poisson", "Problem", "problem_source", "Reaction", "ReactionDiffusion",
-           "resolve_problem_class", "TERM_MEASURES", "time_derivative_residual", "Wave"]
+           "resolve_problem_class", "TERM_MEASURES", "time_derivative_residual", "TimeWindow",
+           "Wave", "window_edges"]

@@ -10,8 +10,8 @@ import torch
 
 from pinnsketch.config import DTYPES, RunConfig
 from pinnsketch.errors import ConfigError
-from pinnsketch.model import PINN
-from pinnsketch.problems import Problem
+from pinnsketch.model import PINN, StitchedModel
+from pinnsketch.problems import Problem, TimeWindow, window_edges
 from pinnsketch.runner.resume import saved_config
 from pinnsketch.runner.run_dir import RunDir
 from pinnsketch.training.build import build_model
@@ -29,14 +29,15 @@ class Run:
         path: the run folder.
         config: its configuration.
         problem: the problem (identified coefficients, if any, as trained).
-        model: the network, on the device and in the dtype it trained in.
+        model: the network, on the device and in the dtype it trained in (a
+            sequence-to-sequence run: its windows' networks, stitched in time).
         summary: what ``summary.json`` holds (``rel_l2`` is None without a reference).
     """
 
     path: Path
     config: RunConfig
     problem: Problem
-    model: PINN
+    model: PINN | StitchedModel
     summary: dict[str, Any]
 
     def predict(self, points: np.ndarray) -> np.ndarray:
@@ -66,10 +67,15 @@ def load_run(run_dir: str | Path, *, problem: Problem | None = None) -> Run:
         ConfigError: not a run folder, or the problem cannot be rebuilt without the object.
     """
     folder = RunDir(run_dir)
-    if not folder.config_path.is_file() or not folder.checkpoint_path.is_file():
+    stitched = (folder.config_path.is_file()
+                and saved_config(folder).train.time_marching.networks == "per_window")
+    if not folder.config_path.is_file() or not (stitched or folder.checkpoint_path.is_file()):
         raise ConfigError(f"{run_dir}: not a run folder (needs config.yaml and checkpoint.pt)")
     config = saved_config(folder)
     source = folder.read_problem_source() or {}
+    if source.get("class") == TimeWindow.__qualname__ and problem is None:
+        raise ConfigError(f"{run_dir}: one window of a sequence-to-sequence run; load the "
+                          f"run folder above it (load_run({str(folder.path.parent)!r}))")
     if problem is None:
         if config.problem.type is None:
             where = source.get("file") or "an unknown file"
@@ -82,6 +88,8 @@ def load_run(run_dir: str | Path, *, problem: Problem | None = None) -> Run:
     else:
         problem = build_problem(dataclasses.replace(
             config, problem=dataclasses.replace(config.problem, options={})), problem)
+    if stitched:
+        return _load_windows(folder, config, problem)
     model = build_model(config, problem).to(DTYPES[config.train.dtype])
     state = folder.load_checkpoint()["trainer"]
     model.load_state_dict(state["model"])
@@ -89,3 +97,19 @@ def load_run(run_dir: str | Path, *, problem: Problem | None = None) -> Run:
         for coefficient, saved in zip(problem.parameters(), state["extra_parameters"]):
             coefficient.data = saved.to(DTYPES[config.train.dtype])
     return Run(folder.path, config, problem, model, folder.read_summary())
+
+
+def _load_windows(folder: RunDir, config: RunConfig, problem: Problem) -> Run:
+    """A sequence-to-sequence run: its windows' networks stitched in time (those trained)."""
+    edges = window_edges(problem.domain.time, config.train.time_marching.windows)
+    models = []
+    for k in range(len(edges) - 1):
+        sub = folder.path / f"window-{k}"
+        if not RunDir(sub).checkpoint_path.is_file():
+            break
+        models.append(load_run(sub, problem=TimeWindow(problem, edges[k], edges[k + 1])).model)
+    if not models:
+        raise ConfigError(f"{folder.path}: no window of this sequence-to-sequence run has a "
+                          f"checkpoint yet")
+    return Run(folder.path, config, problem, StitchedModel(models, edges[:len(models) + 1]),
+               folder.read_summary())

@@ -30,8 +30,9 @@ from pinnsketch.runner.figures import write_run_figures
 from pinnsketch.runner.resume import check_folder
 from pinnsketch.runner.run import Run
 from pinnsketch.runner.run_dir import RunDir
+from pinnsketch.runner.windows import train_windows
 from pinnsketch.training.build import build_trainer, resolve_device
-from pinnsketch.training.checks import check_problem_outputs
+from pinnsketch.training.checks import build_problem, check_config, check_problem_outputs
 from pinnsketch.training.curvature import hessian_top
 from pinnsketch.training.distributed import DistributedContext, init_from_environment
 from pinnsketch.training.evaluation import (pde_residual_values, predict, relative_l2,
@@ -88,6 +89,12 @@ def train(config: RunConfig | Mapping[str, Any] | str | Path, *, problem: Proble
         RunInterrupted: after Ctrl-C (a ``KeyboardInterrupt``), saying what was saved.
     """
     config = as_config(config, require_type=problem is None)
+    if config.train.time_marching.networks == "per_window":
+        check_config(config, problem)
+        full = build_problem(config, problem)
+        folder = RunDir(resume if resume is not None
+                        else out or config.output.dir or _default_out(config, full))
+        return train_windows(config, full, folder, resume, train_one=train)
     distributed = init_from_environment(config.train.distributed_backend,
                                         resolve_device(config.train.device))
     trainer = build_trainer(config, distributed, problem=problem)

@@ -17,7 +17,7 @@ from pinnsketch.domain import Domain
 from pinnsketch.errors import ConfigError
 from pinnsketch.architectures import build_network
 from pinnsketch.model import embedding_width
-from pinnsketch.problems import Problem, resolve_problem_class
+from pinnsketch.problems import TERM_MEASURES, Problem, resolve_problem_class
 from pinnsketch.training.curriculum import Curriculum
 
 __all__ = ["build_problem", "check_config", "check_problem", "check_problem_outputs",
@@ -138,13 +138,7 @@ def check_config(config: RunConfig, problem: Problem | None = None) -> None:
             raise ConfigError(f"train.causal.chunks: got {config.train.causal.chunks}, but "
                               f"{name} is steady (no time axis to order the loss by); set 0")
     _check_curriculum(config, problem)
-    windows = config.train.time_marching.windows
-    if windows and problem.domain.time is None:
-        raise ConfigError(f"train.time_marching.windows: got {windows}, but {name} is steady "
-                          f"(no time axis to march along); set 0")
-    if windows > max(config.train.adam_steps, 1):
-        raise ConfigError(f"train.time_marching.windows: got {windows}, must be <= "
-                          f"train.adam_steps ({config.train.adam_steps}): each stage needs a step")
+    _check_time_marching(config, problem)
     sampling = config.sampling
     if sampling.adaptive != "none" and sampling.adaptive_candidates < sampling.interior:
         raise ConfigError(f"sampling.adaptive_candidates: got {sampling.adaptive_candidates}, "
@@ -173,6 +167,35 @@ def _check_periodic(config: RunConfig, problem: Problem) -> None:
     if config.model.periodic and missing:
         raise ConfigError(f"model.periodic: embeds {sorted(config.model.periodic)} but not "
                           f"{missing}, whose periodicity the bc term it drops also holds")
+
+
+def _check_time_marching(config: RunConfig, problem: Problem) -> None:
+    marching, name = config.train.time_marching, type(problem).__name__
+    windows = marching.windows
+    if windows and problem.domain.time is None:
+        raise ConfigError(f"train.time_marching.windows: got {windows}, but {name} is steady "
+                          f"(no time axis to march along); set 0")
+    if marching.networks == "shared":
+        if windows > max(config.train.adam_steps, 1):
+            raise ConfigError(f"train.time_marching.windows: got {windows}, must be <= "
+                              f"train.adam_steps ({config.train.adam_steps}): each stage "
+                              f"needs a step")
+        return
+    why = None
+    if not windows:
+        why = "train.time_marching.windows is 0; set the number of windows"
+    elif config.model.hard_constraints:
+        why = ("model.hard_constraints is true, and its output transform holds the problem's "
+               "own initial condition; set it false (the windows' initial data are learned)")
+    elif dict(problem.term_measures) != TERM_MEASURES:
+        why = (f"{name} has the terms {', '.join(problem.term_measures)}; a window's initial "
+               f"data come from the previous network's values only (pde, bc, ic)")
+    elif config.problem.observations.count:
+        why = "problem.observations.count is not 0 (observations span the whole interval)"
+    elif int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        why = "this is a torchrun launch (windows train in one process)"
+    if why:
+        raise ConfigError(f"train.time_marching.networks: per_window cannot be used: {why}")
 
 
 def _check_curriculum(config: RunConfig, problem: Problem) -> None:
