@@ -87,6 +87,12 @@ CASES = {
          "train.adam_steps=300"],
         "β = 40 over the whole interval at once (sequence-to-sequence: a network per window "
         "of Δt = 0.1, 300 Adam steps each, the same 3000 in all)"),
+    "convection_seq2seq_long": (
+        "convection",
+        ["train.lbfgs_steps=0", "train.adam_steps=3000"],
+        ["train.time_marching.windows=10", "train.time_marching.networks=per_window",
+         "train.adam_steps=1500"],
+        "the same with 1500 Adam steps per window (15,000 in all: 5× the budget)"),
     "allen_cahn_causal": (
         "allen_cahn", [],
         ["train.causal.chunks=32", "train.causal.tolerance=1.0", "model.periodic.x=2.0"],

@@ -88,6 +88,21 @@ class FactorizationConfig:
 
 
 @dataclass(frozen=True)
+class LowRankConfig:
+    """Dynamical low-rank hidden layers (:mod:`pinnsketch.low_rank`, abc-PSI): each
+    width × width Linear layer of an MLP as U S Vᵀ, starting at rank ``rank`` (0: off) from
+    the dense initial weight's truncated SVD, its rank adapted to the relative tolerance
+    ``tolerance`` within [``min_rank``, ``max_rank``] (0: width // 2); the K and L phases
+    alternate every ``substeps`` Adam steps."""
+
+    rank: int = _option(0, low=0)
+    max_rank: int = _option(0, low=0)
+    min_rank: int = _option(1, low=1)
+    tolerance: float = _option(0.1, low=0.0, high=1.0)
+    substeps: int = _option(10, low=1)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """The network u_θ: inputs → embedding → ``type`` network of ``depth`` hidden layers
     (PirateNet: residual blocks) of ``width`` → 1 (:mod:`pinnsketch.architectures`).
@@ -108,6 +123,7 @@ class ModelConfig:
     periodic: Mapping[str, float] = _option(low=0.0, strict_low=True, default_factory=dict)
     fourier: FourierConfig = field(default_factory=FourierConfig)
     weight_factorization: FactorizationConfig = field(default_factory=FactorizationConfig)
+    low_rank: LowRankConfig = field(default_factory=LowRankConfig)
 
 
 @dataclass(frozen=True)

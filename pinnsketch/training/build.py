@@ -130,4 +130,5 @@ def build_trainer(config: RunConfig, distributed: DistributedContext | None = No
                    terms=terms, observations=observations, device=device, dtype=dtype,
                    monitor=monitor, extra_parameters=problem.parameters(),
                    sketched_data=sketched_data, distributed=distributed,
-                   sampler_seed=seeds["sampler"])
+                   sampler_seed=seeds["sampler"],
+                   low_rank_substeps=config.model.low_rank.substeps)

@@ -16,6 +16,7 @@ from pinnsketch.config import DTYPES, RunConfig, build_section
 from pinnsketch.domain import Domain
 from pinnsketch.errors import ConfigError
 from pinnsketch.architectures import build_network
+from pinnsketch.low_rank import replace_square_linears
 from pinnsketch.model import embedding_width
 from pinnsketch.problems import TERM_MEASURES, Problem, resolve_problem_class
 from pinnsketch.training.curriculum import Curriculum
@@ -122,6 +123,7 @@ def check_config(config: RunConfig, problem: Problem | None = None) -> None:
             if term not in terms:
                 raise ConfigError(f"{key}.{term}: unknown loss term "
                                   f"(terms of this run: {', '.join(terms)})")
+    _check_low_rank(config)
     _check_model(config, problem)
     n_layers = len(network(config, problem).linear_layers)
     bad = [i for i in config.monitor.layers if not 0 <= i < n_layers]
@@ -167,6 +169,33 @@ def _check_periodic(config: RunConfig, problem: Problem) -> None:
     if config.model.periodic and missing:
         raise ConfigError(f"model.periodic: embeds {sorted(config.model.periodic)} but not "
                           f"{missing}, whose periodicity the bc term it drops also holds")
+
+
+def _check_low_rank(config: RunConfig) -> None:
+    model, low = config.model, config.model.low_rank
+    if not low.rank:
+        return
+    high = low.max_rank or model.width // 2
+    why = None
+    if model.type != "mlp" or model.weight_factorization.enabled or model.depth < 2:
+        why = (f"it needs model.type mlp without weight factorisation and depth >= 2 (hidden "
+               f"width × width layers), got {model.type}, depth {model.depth}")
+    elif not low.min_rank <= low.rank <= high <= model.width // 2:
+        why = (f"it needs min_rank ({low.min_rank}) <= rank ({low.rank}) <= max_rank ({high}) "
+               f"<= model.width // 2 ({model.width // 2})")
+    elif config.train.first_order != "adam":
+        why = f"train.first_order is {config.train.first_order!r}; the phases train with adam"
+    elif config.train.lbfgs_steps:
+        why = (f"train.lbfgs_steps is {config.train.lbfgs_steps}; the phase after Adam would "
+               f"train fixed bases (set 0)")
+    elif config.monitor.enabled:
+        why = "the monitor is on; it reads dense Linear weights (set monitor.enabled: false)"
+    elif any(t.gradient == "sketched" for t in config.terms.values()):
+        why = "a term has sketched gradients, which replay dense Linear layers"
+    elif int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        why = "this is a torchrun launch (not supported yet)"
+    if why:
+        raise ConfigError(f"model.low_rank.rank: got {low.rank}, but {why}")
 
 
 def _check_time_marching(config: RunConfig, problem: Problem) -> None:
@@ -233,7 +262,7 @@ def network(config: RunConfig, problem: Problem, generator: torch.Generator | No
     model = config.model
     width = embedding_width(problem.domain.dim, len(model.periodic), model.fourier.features)
     factorization = model.weight_factorization
-    return build_network(model.type, width, 1, model.width, model.depth,
+    net = build_network(model.type, width, 1, model.width, model.depth,
                          activation=model.activation, init=model.init,
                          generator=torch.Generator().manual_seed(0) if generator is None
                          else generator,
@@ -241,6 +270,12 @@ def network(config: RunConfig, problem: Problem, generator: torch.Generator | No
                                         torch.Generator().manual_seed(1) if scales is None
                                         else scales)
                          if factorization.enabled else None)
+    low = model.low_rank
+    if not low.rank:
+        return net
+    return replace_square_linears(net, model.width, rank=low.rank,
+                                  max_rank=low.max_rank or model.width // 2,
+                                  min_rank=low.min_rank, tolerance=low.tolerance)
 
 
 def parameter_count(config: RunConfig, problem: Problem) -> int:

@@ -24,6 +24,7 @@ from pinnsketch.training.attention import ResidualAttention
 from pinnsketch.training.balancing import LossBalancer
 from pinnsketch.training.causal import CausalWeights
 from pinnsketch.training.lbfgs_stop import lbfgs_stop_reason
+from pinnsketch.training.low_rank import low_rank_schedule
 from pinnsketch.training.marching import TimeMarching
 from pinnsketch.training.objective import adam_phase_losses, term_losses, weighted_total
 from pinnsketch.training.optimizers import first_order_optimizer, second_order_optimizer
@@ -61,7 +62,8 @@ class Trainer:
                  sampling: SamplingConfig, terms: tuple[str, ...],
                  observations: torch.Tensor | None, device: torch.device, dtype: torch.dtype,
                  monitor: Any = None, extra_parameters: tuple[torch.Tensor, ...] = (),
-                 sketched_data: Any = None, distributed: Any = None, sampler_seed: int = 0):
+                 sketched_data: Any = None, distributed: Any = None, sampler_seed: int = 0,
+                 low_rank_substeps: int = 0):
         self.problem, self.model, self.config = problem, model, train
         self.distributed = distributed
         self.sketched_data = sketched_data
@@ -83,6 +85,7 @@ class Trainer:
                           if sampling.attention == "rba" else None)
         windows = train.time_marching.windows
         self.marching = TimeMarching(windows, train.adam_steps) if windows else None
+        self.low_rank = low_rank_schedule(model, low_rank_substeps)  # None without such layers
         self.parameters = [p for p in model.parameters() if p.requires_grad]
         self.parameters += list(extra_parameters)
         # Weight matrix of each Linear layer ("layer0", "layer1", …): what the monitor sees.
@@ -159,6 +162,8 @@ class Trainer:
             record |= self.balancer.metrics()
         if self.attention is not None:
             record |= self.attention.metrics()
+        if self.low_rank is not None:
+            record |= self.low_rank.metrics()
         return record
 
     def _ntk_residuals(self) -> dict[str, torch.Tensor]:
@@ -292,6 +297,8 @@ class Trainer:
             self.schedule.step()
         self.step += 1
         self.adam_done += 1
+        if self.low_rank is not None:
+            self.low_rank.after_step(self.adam_done, self.adam)
         return reported, stop
 
     # -- L-BFGS ---------------------------------------------------------------------------------
