@@ -1,6 +1,7 @@
 """Observation data, the data term and Burgers parameter identification."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -149,3 +150,34 @@ def test_ema_state_is_counted_and_does_not_depend_on_the_data_values(tmp_path):
     # input (float64), and nothing that depends on the values.
     assert ema[1] >= 8 * 5 * (400 + 32)
     assert noisy == ema
+
+
+def _adaptive(tmp_path, name, tolerance, rank, steps=20, extra=()):
+    config = pinnsketch.load_config(ROOT / "problems" / "heat_data.yaml", [
+        *tiny_overrides(steps, 0, eval_every=5), "model.width=16", "model.depth=3",
+        "problem.observations.count=64", "terms.data.gradient=sketched",
+        f"terms.data.rank={rank}", f"terms.data.rank_tolerance={tolerance}",
+        "terms.data.max_rank=6", "terms.data.rank_patience=1", "output.plots=false", *extra])
+    run = pinnsketch.train(config, out=tmp_path / name)
+    return run, [json.loads(line) for line in
+                 (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_adaptive_sketched_rank_follows_its_tolerance_and_logs_its_decisions(tmp_path, caplog):
+    caplog.set_level("INFO", logger="pinnsketch.sketch.sketched_grad")
+    _, tight = _adaptive(tmp_path, "tight", 1e-12, rank=2)  # every error is above: raise
+    assert tight[-1]["data_rank"] == 6  # from 2 up to max_rank, at the first forward
+    assert tight[-1]["data_rank_changes"] >= 1 and tight[-1]["data_rank_error"] > 1e-12
+    assert "rank 2 -> 6 after 1 forwards" in caplog.text
+    _, loose = _adaptive(tmp_path, "loose", 10.0, rank=5)  # every error is well below: lower
+    assert loose[-1]["data_rank"] == 1  # the smallest rank within √(1/4)·10 (errors ≤ 1)
+    fixed_run, fixed = _adaptive(tmp_path, "fixed", 0.0, rank=3)
+    assert {m["data_rank"] for m in fixed} == {3} and "data_rank_error" not in fixed[-1]
+
+
+def test_adaptive_sketched_rank_resumes_bit_for_bit(tmp_path):
+    full, _ = _adaptive(tmp_path, "full", 1e-12, rank=2, steps=20)
+    _adaptive(tmp_path, "part", 1e-12, rank=2, steps=7)
+    config = pinnsketch.load_config(tmp_path / "full" / "config.yaml")
+    resumed = pinnsketch.train(config, resume=tmp_path / "part")
+    assert resumed.summary["rel_l2"] == full.summary["rel_l2"]

@@ -309,11 +309,19 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class TermGradientConfig:
-    """How the weight gradients of one loss term are formed (see sketched_grad)."""
+    """How the weight gradients of one loss term are formed (see sketched_grad).
+
+    ``rank_tolerance`` > 0 makes the rank adaptive (:class:`pinnsketch.sketch.RankController`
+    within [1, ``max_rank``], 0: 4·rank, ``rank_patience`` forwards out of band before a
+    change), its signal the exact relative error of the rank-r input ‖A − Â_r‖/‖A‖ that
+    the forward has at hand (cheaper than a probe estimate, and exact); 0 keeps it fixed."""
 
     gradient: str = _option("exact", choices=("exact", "sketched"))
     rank: int = _option(8, low=1)
     variant: str = _option("batch", choices=("batch", "ema"))
+    rank_tolerance: float = _option(0.0, low=0.0)
+    max_rank: int = _option(0, low=0)
+    rank_patience: int = _option(3, low=1)
 
 
 @dataclass(frozen=True)

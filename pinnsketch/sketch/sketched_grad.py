@@ -42,6 +42,7 @@ numbers plus (k + s)(N + d_in) of stored test matrices — the N-sized Υ and Φ
 """
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
@@ -50,6 +51,8 @@ from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from pinnsketch.sketch.three_sketch import ThreeSketch
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from pinnsketch.model import PINN
@@ -247,6 +250,7 @@ class SketchedGradient:
         self.rank, self.variant, self.beta = rank, variant, float(beta)
         self.generator, self.n_rows = generator, n_rows
         self.adaptive_rank = adaptive_rank
+        self.last_error: float | None = None  # worst layer's ‖A − Â_r‖/‖A‖ at the last forward
         self.steps = 0
         # layer -> exact relative errors of truncation ranks 1..K (only with a controller)
         self.last_profiles: dict[int, torch.Tensor] = {}
@@ -345,9 +349,22 @@ class SketchedGradient:
         size = min(len(e) for e in self.last_profiles.values())
         profile = torch.stack([e[:size] for e in self.last_profiles.values()]).amax(0)
         self.last_profiles = {}
-        new_rank = int(self.adaptive_rank.step(profile[min(self.rank, size) - 1], profile))
+        self.last_error = float(profile[min(self.rank, size) - 1])
+        new_rank = int(self.adaptive_rank.step(self.last_error, profile))
         if new_rank != self.rank:
+            log.info("sketched gradients: rank %d -> %d after %d forwards (relative error "
+                     "%.3g at rank %d, tolerance %.3g)", self.rank, new_rank, self.steps,
+                     self.last_error, self.rank, self.adaptive_rank.tol)
             self.set_rank(new_rank)
+
+    def metrics(self) -> dict[str, float | int | None]:
+        """For the metrics record: the rank in use and, adaptive, the last relative error
+        of the rank-r inputs (worst layer) and the number of rank changes so far."""
+        record: dict[str, float | int | None] = {"data_rank": self.rank}
+        if self.adaptive_rank is not None:
+            record |= {"data_rank_error": self.last_error,
+                       "data_rank_changes": self.adaptive_rank.changes}
+        return record
 
     def set_rank(self, rank: int) -> None:
         """Change r; the ``ema`` sketches are resized (:meth:`ThreeSketch.resize`)."""

@@ -18,6 +18,7 @@ from pinnsketch.errors import ConfigError
 from pinnsketch.model import PINN, FourierFeatures
 from pinnsketch.monitor import SketchMonitor
 from pinnsketch.problems import Problem, make_observations
+from pinnsketch.sketch.rank import RankController
 from pinnsketch.sketch.sketched_grad import SketchedGradient
 from pinnsketch.training.checks import build_problem, check_config, network, run_terms
 from pinnsketch.training.distributed import DistributedContext
@@ -122,10 +123,14 @@ def build_trainer(config: RunConfig, distributed: DistributedContext | None = No
     sketched_data = None
     data_gradient = config.terms.get("data")
     if data_gradient is not None and data_gradient.gradient == "sketched":
+        adaptive = (RankController(1, data_gradient.max_rank or 4 * data_gradient.rank,
+                                   data_gradient.rank_tolerance, data_gradient.rank_patience,
+                                   rank=data_gradient.rank)
+                    if data_gradient.rank_tolerance else None)
         sketched_data = SketchedGradient(
             model, rank=data_gradient.rank, variant=data_gradient.variant,
             generator=torch.Generator().manual_seed(seeds["sketched_gradient"]),
-            n_rows=observed.count)
+            n_rows=observed.count, adaptive_rank=adaptive)
     return Trainer(problem, model, train=config.train, sampling=config.sampling,
                    terms=terms, observations=observations, device=device, dtype=dtype,
                    monitor=monitor, extra_parameters=problem.parameters(),

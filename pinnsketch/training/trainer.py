@@ -155,15 +155,13 @@ class Trainer:
                                  attention=self.attention, causal=self.causal)
 
     def metrics(self) -> dict[str, object]:
-        """Training quantities for the metrics record: the last causal weights and the
-        adaptive loss weights, where on."""
-        record = self.causal.metrics() if self.causal is not None else {}
-        if self.balancer is not None:
-            record |= self.balancer.metrics()
-        if self.attention is not None:
-            record |= self.attention.metrics()
-        if self.low_rank is not None:
-            record |= self.low_rank.metrics()
+        """Training quantities for the metrics record, where on: the last causal weights,
+        adaptive loss weights, attention, low-rank ranks, the sketched-gradient rank."""
+        record = {}
+        for part in (self.causal, self.balancer, self.attention, self.low_rank,
+                     self.sketched_data):
+            if part is not None:
+                record |= part.metrics()
         return record
 
     def _ntk_residuals(self) -> dict[str, torch.Tensor]:
