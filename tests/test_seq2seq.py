@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import pinnsketch
+import pinnsketch.runner.diagnosis
 from pinnsketch import ConfigError
 from pinnsketch.config import config_from_dict
 from pinnsketch.model import StitchedModel
@@ -116,6 +117,8 @@ def test_a_per_window_run_chains_its_windows_and_reports_the_stitched_error(tmp_
     assert summary["rel_l2"] == pytest.approx(expected, rel=1e-12)
     assert summary["rel_l2"] < 0.5  # it learned something: sin x has rel L2 1 against 0
     np.testing.assert_allclose(run.predict(points), prediction, rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="sequence-to-sequence run; each window"):
+        pinnsketch.runner.diagnosis.diagnose_run(tmp_path / "s2s")
 
 
 def test_resume_reads_finished_windows_and_trains_the_missing_one_identically(tmp_path):

@@ -81,6 +81,10 @@ def diagnose_run(run_dir: str | Path) -> str:
         ConfigError: not a run folder, or the run was not monitored.
     """
     folder = RunDir(run_dir)
+    windows = sorted(p.name for p in folder.path.glob("window-*") if p.is_dir())
+    if not folder.checkpoint_path.is_file() and windows:
+        raise ConfigError(f"{run_dir}: a sequence-to-sequence run; each window is diagnosed "
+                          f"on its own (pinnsketch diagnose {folder.path / windows[0]}, ...)")
     if not folder.checkpoint_path.is_file():
         raise ConfigError(f"{run_dir}: no checkpoint.pt (not a run folder)")
     state = folder.load_checkpoint()["trainer"].get("monitor")
