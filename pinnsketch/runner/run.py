@@ -67,11 +67,12 @@ def load_run(run_dir: str | Path, *, problem: Problem | None = None) -> Run:
         ConfigError: not a run folder, or the problem cannot be rebuilt without the object.
     """
     folder = RunDir(run_dir)
-    stitched = (folder.config_path.is_file()
-                and saved_config(folder).train.time_marching.networks == "per_window")
-    if not folder.config_path.is_file() or not (stitched or folder.checkpoint_path.is_file()):
+    if not folder.config_path.is_file():
         raise ConfigError(f"{run_dir}: not a run folder (needs config.yaml and checkpoint.pt)")
     config = saved_config(folder)
+    stitched = config.train.time_marching.networks == "per_window"  # windows hold checkpoints
+    if not (stitched or folder.checkpoint_path.is_file()):
+        raise ConfigError(f"{run_dir}: not a run folder (needs config.yaml and checkpoint.pt)")
     source = folder.read_problem_source() or {}
     if source.get("class") == TimeWindow.__qualname__ and problem is None:
         raise ConfigError(f"{run_dir}: one window of a sequence-to-sequence run; load the "
