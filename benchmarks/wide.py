@@ -4,6 +4,7 @@
                               [--low-rank 8 --max-rank 16 --tolerance 0.1 --substeps 10]
                               [--arms adam sketchy low_rank] [--seeds 0 1 2]
                               [--out runs/wide] [--threads 1]
+    python benchmarks/wide.py --step-cost [--repeats 5]   # s/step of each arm, one process
 
 Burgers (the shipped config: hard constraints, RAD points) with a width × depth tanh MLP,
 ``--steps`` first-order steps and no second-order phase, so the optimisers are compared
@@ -13,7 +14,8 @@ T the faster one took (equal time: the last evaluation, every 50 steps, not afte
 plus two Frequent-Directions sketches per matrix) and full Shampoo's (the moments plus the
 exact m² + n² factors), from the optimisers' own byte counts; for the low-rank arm, its
 rank trajectory and parameter count (at the final rank) and its allocated bytes.
-Writes wide.md and wide.json.
+Writes wide.md and wide.json. ``--step-cost`` times interleaved blocks of 10 steps of every
+arm in one process (rotating order) and prints the median ratio to Adam's.
 Run folders are reused when their summary says completed (a killed benchmark resumes).
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import time
 from pathlib import Path
 
 import torch
@@ -103,6 +106,24 @@ def low_rank_numbers(args: argparse.Namespace, metrics: list[dict]) -> dict:
             "dense_layer_bytes": sum(l.out_features * l.in_features * 8 for l in layers)}
 
 
+def step_cost(args: argparse.Namespace) -> None:
+    """Seconds per first-order step of each arm, interleaved blocks in one process."""
+    trainers = {arm: build_trainer(pinnsketch.load_config(
+        ROOT / "problems" / "burgers.yaml", arm_overrides(arm, args, 0))) for arm in args.arms}
+    times = {arm: [] for arm in args.arms}
+    for repeat in range(args.repeats):
+        order = args.arms[repeat % len(args.arms):] + args.arms[:repeat % len(args.arms)]
+        for arm in order:
+            tic = time.perf_counter()
+            for _ in range(10):
+                trainers[arm].adam_step()
+            times[arm].append((time.perf_counter() - tic) / 10)
+    for arm in args.arms:
+        ratios = [t / a for t, a in zip(times[arm], times[args.arms[0]])]
+        print(f"{arm}: {statistics.median(times[arm]):.3f} s/step, "
+              f"{statistics.median(ratios):.2f}× {args.arms[0]} (median of {args.repeats})")
+
+
 def main(args: argparse.Namespace) -> None:
     rows = []
     for seed in args.seeds:
@@ -166,6 +187,11 @@ if __name__ == "__main__":
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path("runs/wide"))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--step-cost", action="store_true")
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    main(args)
+    if args.step_cost:
+        step_cost(args)
+    else:
+        main(args)
