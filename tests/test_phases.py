@@ -86,6 +86,18 @@ def test_resume_with_a_phases_config_extends_the_last_phase(tmp_path):
                          resume=tmp_path / "run")
 
 
+def test_resume_adds_the_quasi_newton_phase_to_an_adam_only_run_bit_for_bit(tmp_path):
+    pinnsketch.train(config_from_dict(_tree([PHASES[0]])), out=tmp_path / "adam")
+    added = pinnsketch.train(config_from_dict(_tree(PHASES)), resume=tmp_path / "adam")
+    whole = pinnsketch.train(config_from_dict(_tree(PHASES)), out=tmp_path / "whole")
+    assert added.summary["stop_reasons"] == whole.summary["stop_reasons"]
+    assert added.summary["rel_l2"] == whole.summary["rel_l2"]
+    # Once that phase has run, its method is fixed.
+    other = [PHASES[0], {**PHASES[1], "optimizer": "bfgs", "steps": 30}]
+    with pytest.raises(ConfigError, match="train.quasi_newton: got 'bfgs'"):
+        pinnsketch.train(config_from_dict(_tree(other)), resume=tmp_path / "adam")
+
+
 BAD = [
     ("beside-shorthand", _tree(PHASES, train={"adam_steps": 5}),
      ["train.adam_steps", "cannot be combined with train.phases"]),

@@ -12,10 +12,13 @@ from pinnsketch.config import RunConfig, load_config
 from pinnsketch.errors import ConfigError
 from pinnsketch.runner.run_dir import RunDir
 
-__all__ = ["BUDGET_KEYS", "check_folder", "check_resume_config", "saved_config"]
+__all__ = ["BUDGET_KEYS", "SECOND_PHASE_KEYS", "check_folder", "check_resume_config", "saved_config"]
 
 # The only keys that may change when a run is continued.
 BUDGET_KEYS = ("adam_steps", "lbfgs_steps")
+# The settings of the phase after Adam, free when a resume adds that phase.
+SECOND_PHASE_KEYS = ("quasi_newton", "lbfgs_history", "lbfgs_tolerance_grad",
+                     "lbfgs_tolerance_change", "max_hessian_mib")
 
 
 def saved_config(folder: RunDir) -> RunConfig:
@@ -42,16 +45,28 @@ def check_folder(folder: RunDir, config: RunConfig, resume: str | Path | None) -
 
 
 def check_resume_config(saved: RunConfig, given: RunConfig) -> None:
-    """Only ``train.adam_steps`` and ``train.lbfgs_steps`` may differ between the two."""
-    allowed = " and ".join(f"train.{key}" for key in BUDGET_KEYS)
+    """Only ``train.adam_steps`` and ``train.lbfgs_steps`` may differ between the two; and
+    when the saved run had no phase after Adam (``lbfgs_steps`` 0), that phase's settings
+    (:data:`SECOND_PHASE_KEYS`, ``sampling.lbfgs_resample_every``) too: it is added."""
+    adding = saved.train.lbfgs_steps == 0
+    free = BUDGET_KEYS + (SECOND_PHASE_KEYS if adding else ())
+    allowed = " and ".join(f"train.{key}" for key in BUDGET_KEYS) + (
+        " (and the settings of the phase after Adam, which the run to resume did not have)"
+        if adding else "")
     saved_train, given_train = (
-        {k: v for k, v in dataclasses.asdict(c.train).items() if k not in BUDGET_KEYS}
+        {k: v for k, v in dataclasses.asdict(c.train).items() if k not in free}
         for c in (saved, given))
     for key, value in saved_train.items():
         if given_train[key] != value:
             raise ConfigError(f"train.{key}: got {given_train[key]!r} but the run to resume "
                               f"used {value!r}; only {allowed} may change on resume")
-    for section in ("problem", "model", "sampling", "monitor", "terms"):
+    sampling = [c.sampling if not adding else dataclasses.replace(c.sampling,
+                                                                   lbfgs_resample_every=0)
+                for c in (saved, given)]
+    if sampling[0] != sampling[1]:
+        raise ConfigError(f"sampling: differs from the run to resume; only {allowed} may "
+                          f"change on resume")
+    for section in ("problem", "model", "monitor", "terms"):
         if getattr(saved, section) != getattr(given, section):
             raise ConfigError(f"{section}: differs from the run to resume; only {allowed} "
                               f"may change on resume")

@@ -402,7 +402,8 @@ class Trainer:
         self.adam.load_state_dict(state["adam"])
         if self.schedule is not None:
             self.schedule.load_state_dict(state["schedule"])
-        self.lbfgs.load_state_dict(state["lbfgs"])
+        if self.lbfgs_done:  # else it never stepped: a run may add that phase on resume
+            self.lbfgs.load_state_dict(state["lbfgs"])
         if self.balancer is not None:
             self.balancer.load_state_dict(state["balancer"])
         self.generator.set_state(state["generator"])
