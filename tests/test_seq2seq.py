@@ -1,8 +1,11 @@
 """Sequence-to-sequence time marching: a network per time window (``networks: per_window``)."""
 from __future__ import annotations
 
+import json
 import math
 import os
+import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,11 +14,13 @@ import torch
 import pinnsketch
 import pinnsketch.runner.diagnosis
 from pinnsketch import ConfigError
+from pinnsketch.errors import RunInterrupted
 from pinnsketch.config import config_from_dict
 from pinnsketch.model import StitchedModel
 from pinnsketch.problems import Convection, Heat1D, TimeWindow, Wave, window_edges
 from pinnsketch.runner.run_dir import RunDir
 from pinnsketch.sampling import Sampler
+from pinnsketch.training.trainer import Trainer
 
 TWO_PI = 2 * math.pi
 
@@ -139,6 +144,30 @@ def test_resume_reads_finished_windows_and_trains_the_missing_one_identically(tm
         pinnsketch.train(config_from_dict(_tree(seed=2)), resume=tmp_path / "run")
     with pytest.raises(ConfigError, match="already holds a run"):
         pinnsketch.train(config, out=tmp_path / "run")
+
+
+def test_ctrl_c_in_the_second_window_names_the_run_folder_and_resumes_exactly(tmp_path,
+                                                                          monkeypatch):
+    config = config_from_dict(_tree())
+    full = pinnsketch.train(config, out=tmp_path / "full").summary
+    original = Trainer.adam_step
+
+    def interrupted_step(self, stop=False):
+        out = original(self, stop)
+        if self.step == 30 and self.problem.domain.time[0] > 0:  # window 1, mid-Adam
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(Trainer, "adam_step", interrupted_step)
+    with pytest.raises(RunInterrupted) as info:
+        pinnsketch.train(config, out=tmp_path / "cut")
+    monkeypatch.setattr(Trainer, "adam_step", original)
+    assert Path(info.value.folder) == tmp_path / "cut" and info.value.checkpoint_saved
+    cut = json.loads((tmp_path / "cut" / "summary.json").read_text())
+    assert cut["status"] == "interrupted" and cut["windows_trained"] == 1
+    assert RunDir(tmp_path / "cut" / "window-1").checkpoint_path.is_file()
+    resumed = pinnsketch.train(config, resume=tmp_path / "cut").summary
+    assert resumed["rel_l2"] == full["rel_l2"] and resumed["steps"] == full["steps"]
 
 
 @pytest.mark.parametrize("change,fragment", [
