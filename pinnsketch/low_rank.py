@@ -42,8 +42,8 @@ class LowRankLinear(nn.Module):
     Attributes:
         K (out × max_rank), L (in × 2·max_rank): the trainable factors of the two phases
             (only their first r, resp. 2r, columns are used); bias (out,).
-        rank: the current rank (a 0-d buffer, saved with the model).
-        phase: 0 in a K phase, 1 in an L phase (a 0-d buffer).
+        rank: the current rank; phase: 0 in a K phase, 1 in an L phase (both saved with the
+            model as the 0-d buffers ``rank_state`` and ``phase_state``).
     """
 
     def __init__(self, linear: nn.Linear, rank: int, max_rank: int, tolerance: float,
@@ -64,8 +64,12 @@ class LowRankLinear(nn.Module):
         self.register_buffer("U", torch.zeros(out_dim, 2 * max_rank, **like))
         self.register_buffer("V", torch.zeros(in_dim, 2 * max_rank, **like))
         self.register_buffer("S", torch.zeros(2 * max_rank, 2 * max_rank, **like))
-        self.register_buffer("rank", torch.tensor(rank))
-        self.register_buffer("phase", torch.tensor(0))
+        # Saved with the model; mirrored as Python ints so that the forward pass never reads
+        # a device tensor on the host (no sync on the hot path).
+        self.register_buffer("rank_state", torch.tensor(rank))
+        self.register_buffer("phase_state", torch.tensor(0))
+        self._rank, self._phase = rank, 0
+        self.register_load_state_dict_post_hook(_mirror_saved_rank)
         self.U[:, :rank], self.V[:, :rank] = u[:, :rank], vh[:rank].T
         self.S[:rank, :rank] = torch.diag(s[:rank])
         self.K = nn.Parameter(torch.zeros(out_dim, max_rank, **like))
@@ -75,20 +79,33 @@ class LowRankLinear(nn.Module):
         self.bias = nn.Parameter(linear.bias.detach().clone())
 
     @property
+    def rank(self) -> int:
+        return self._rank
+
+    @property
+    def phase(self) -> int:
+        return self._phase
+
+    def _set(self, rank: int, phase: int) -> None:
+        self._rank, self._phase = rank, phase
+        self.rank_state.fill_(rank)
+        self.phase_state.fill_(phase)
+
+    @property
     def active(self) -> nn.Parameter:
         """The factor the current phase trains (K, or L)."""
-        return self.L if int(self.phase) else self.K
+        return self.L if self._phase else self.K
 
     def weight(self) -> torch.Tensor:
         """W (out × in), differentiable in the active factor."""
-        r = int(self.rank)
-        if int(self.phase):
+        r = self._rank
+        if self._phase:
             return self.U[:, :2 * r] @ self.L[:, :2 * r].T
         return self.K[:, :r] @ self.V[:, :r].T
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        r = int(self.rank)
-        if int(self.phase):
+        r = self._rank
+        if self._phase:
             return (z @ self.L[:, :2 * r]) @ self.U[:, :2 * r].T + self.bias
         return (z @ self.V[:, :r]) @ self.K[:, :r].T + self.bias
 
@@ -96,24 +113,24 @@ class LowRankLinear(nn.Module):
     def augment(self) -> None:
         """End of a K phase: augmented basis Û = orth([K, U₀]), backward-corrected core
         Ŝ = Ûᵀ U₀ S₀, L = V Ŝᵀ; the L phase begins from the K phase's starting weight."""
-        if int(self.phase):
+        if self._phase:
             raise RuntimeError("augment: the layer is already in its L phase")
-        r = int(self.rank)
+        r = self._rank
         u0 = self.U[:, :r].clone()
         basis, _ = torch.linalg.qr(torch.cat([self.K[:, :r], u0], dim=1))  # out × 2r
         core = basis.T @ u0 @ self.S[:r, :r]  # 2r × r
         self.U[:, :2 * r] = basis
         self.L.zero_()
         self.L[:, :2 * r] = self.V[:, :r] @ core.T
-        self.phase.fill_(1)
+        self._set(r, 1)
 
     @torch.no_grad()
     def truncate(self) -> None:
         """End of an L phase: V̂ R = L, SVD of the 2r × 2r core Rᵀ, truncation at the
         tolerance; the K phase begins at the new rank."""
-        if not int(self.phase):
+        if not self._phase:
             raise RuntimeError("truncate: the layer is in its K phase (augment first)")
-        r2 = 2 * int(self.rank)
+        r2 = 2 * self._rank
         v_hat, upper = torch.linalg.qr(self.L[:, :r2])  # in × 2r, 2r × 2r
         p, sigma, qh = torch.linalg.svd(upper.T)
         new_rank = truncation_rank(sigma, self.tolerance, self.min_rank, self.max_rank)
@@ -125,13 +142,16 @@ class LowRankLinear(nn.Module):
         self.S[:new_rank, :new_rank] = torch.diag(sigma[:new_rank])
         self.K.zero_()
         self.K[:, :new_rank] = self.U[:, :new_rank] @ self.S[:new_rank, :new_rank]
-        self.rank.fill_(new_rank)
-        self.phase.fill_(0)
+        self._set(new_rank, 0)
 
     def parameter_count(self) -> int:
         """Numbers that define the layer at its current rank: U, S, V and the bias."""
-        r = int(self.rank)
+        r = self._rank
         return r * (self.in_features + self.out_features) + r * r + self.out_features
+
+
+def _mirror_saved_rank(layer: LowRankLinear, _keys) -> None:
+    layer._rank, layer._phase = int(layer.rank_state), int(layer.phase_state)
 
 
 def truncation_rank(sigma: torch.Tensor, tolerance: float, low: int, high: int) -> int:

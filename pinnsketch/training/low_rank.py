@@ -30,7 +30,7 @@ class LowRankSchedule:
         if adam_done % self.substeps:
             return
         for layer in self.layers:
-            if int(layer.phase):
+            if layer.phase:
                 layer.truncate()
             else:
                 layer.augment()
@@ -39,8 +39,8 @@ class LowRankSchedule:
 
     def metrics(self) -> dict[str, object]:
         """The rank of each low-rank layer and the phase they are in."""
-        return {"low_rank": [int(layer.rank) for layer in self.layers],
-                "low_rank_phase": "L" if self.layers and int(self.layers[0].phase) else "K"}
+        return {"low_rank": [layer.rank for layer in self.layers],
+                "low_rank_phase": "L" if self.layers and self.layers[0].phase else "K"}
 
 
 def low_rank_schedule(model: torch.nn.Module, substeps: int) -> LowRankSchedule | None:
