@@ -110,12 +110,10 @@ def _expand_phases(train: dict, sampling: Any) -> tuple[dict, Any]:
 def _phase_items(phase: PhaseConfig, index: int, keys: Mapping[str, str | None]):
     """The (phase key, train key) pairs this phase sets; an error for a key that does not
     apply to its optimiser (``rank`` is Sketchy's, ``history`` L-BFGS's)."""
+    only = {"rank": "sketchy", "history": "lbfgs"}  # keys of one optimiser
+    applies = [k for k in keys if only.get(k, phase.optimizer) == phase.optimizer]
     for name in phase.given:
-        if name not in keys or (name == "rank" and phase.optimizer != "sketchy") or (
-                name == "history" and phase.optimizer != "lbfgs"):
-            applies = sorted(k for k in keys if k not in ("rank", "history")
-                             or (k == "rank" and phase.optimizer == "sketchy")
-                             or (k == "history" and phase.optimizer == "lbfgs"))
+        if name not in applies:
             raise ConfigError(f"train.phases[{index}].{name}: does not apply to optimizer "
-                              f"{phase.optimizer} (its keys: {', '.join(applies)})")
+                              f"{phase.optimizer} (its keys: {', '.join(sorted(applies))})")
         yield name, keys[name]

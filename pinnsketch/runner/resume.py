@@ -31,16 +31,19 @@ def saved_config(folder: RunDir) -> RunConfig:
 def check_folder(folder: RunDir, config: RunConfig, resume: str | Path | None) -> None:
     """Raise :class:`ConfigError` unless ``folder`` can take this run.
 
-    A new run needs a folder without a run in it; a resumed one needs a checkpoint and a
-    saved configuration equal to ``config`` except for the step budgets.
+    A new run needs a folder without a run in it; a resumed one needs a checkpoint (a
+    sequence-to-sequence run: its config, the windows hold the checkpoints) and a saved
+    configuration equal to ``config`` except for the step budgets.
     """
     if resume is None:
         if folder.holds_run():
             raise ConfigError(f"--out {folder.path}: already holds a run (choose another "
                               f"folder, or continue it with --resume {folder.path})")
         return
-    if not folder.checkpoint_path.is_file():
-        raise ConfigError(f"--resume {resume}: no checkpoint.pt in that folder")
+    per_window = config.train.time_marching.networks == "per_window"
+    if not (folder.config_path if per_window else folder.checkpoint_path).is_file():
+        raise ConfigError(f"--resume {resume}: no "
+                          f"{'config.yaml' if per_window else 'checkpoint.pt'} in that folder")
     check_resume_config(saved_config(folder), config)
 
 

@@ -92,15 +92,13 @@ def train(config: RunConfig | Mapping[str, Any] | str | Path, *, problem: Proble
     if config.train.time_marching.networks == "per_window":
         check_config(config, problem)
         full = build_problem(config, problem)
-        folder = RunDir(resume if resume is not None
-                        else out or config.output.dir or _default_out(config, full))
-        return train_windows(config, full, folder, resume, train_one=train)
+        return train_windows(config, full, _folder(config, full, out, resume), resume,
+                             train_one=train)
     distributed = init_from_environment(config.train.distributed_backend,
                                         resolve_device(config.train.device))
     trainer = build_trainer(config, distributed, problem=problem)
     check_problem_outputs(trainer.problem, trainer.model, trainer.batch)
-    folder = RunDir(resume if resume is not None
-                    else out or config.output.dir or _default_out(config, trainer.problem))
+    folder = _folder(config, trainer.problem, out, resume)
     _agree(distributed, lambda: check_folder(folder, config, resume))
     session = _Session(config, trainer, folder)
     if resume is not None:
@@ -137,10 +135,15 @@ def _leave(distributed: DistributedContext | None) -> None:
         torch.distributed.destroy_process_group()
 
 
-def _default_out(config: RunConfig, problem: Problem) -> Path:
+def _folder(config: RunConfig, problem: Problem, out: str | Path | None,
+            resume: str | Path | None) -> RunDir:
+    """The run folder: the one resumed, else ``out``, ``output.dir`` or
+    ``runs/<problem>-<timestamp>``."""
+    if resume is not None or out is not None or config.output.dir:
+        return RunDir(resume if resume is not None else out or config.output.dir)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     name = config.problem.type or type(problem).__name__.lower()
-    return Path("runs") / f"{name.replace(':', '-').replace('.', '-')}-{stamp}"
+    return RunDir(Path("runs") / f"{name.replace(':', '-').replace('.', '-')}-{stamp}")
 
 
 def _versions() -> dict[str, str]:

@@ -18,10 +18,10 @@ from typing import Any, Callable
 import numpy as np
 
 from pinnsketch.config import RunConfig
-from pinnsketch.errors import ConfigError, NonFiniteLoss, RunInterrupted
+from pinnsketch.errors import NonFiniteLoss, RunInterrupted
 from pinnsketch.model import StitchedModel
 from pinnsketch.problems import Problem, TimeWindow, problem_source, window_edges
-from pinnsketch.runner.resume import check_resume_config, saved_config
+from pinnsketch.runner.resume import check_folder
 from pinnsketch.runner.run import Run
 from pinnsketch.runner.run_dir import RunDir
 from pinnsketch.training.evaluation import predict, relative_l2
@@ -58,13 +58,7 @@ def train_windows(config: RunConfig, problem: Problem, folder: RunDir,
         ConfigError: the folder cannot take the run (as for any run).
         RunInterrupted, NonFiniteLoss: from the window that stopped; the summary says so.
     """
-    if resume is None and folder.holds_run():
-        raise ConfigError(f"--out {folder.path}: already holds a run (choose another folder, "
-                          f"or continue it with --resume {folder.path})")
-    if resume is not None:
-        if not folder.config_path.is_file():
-            raise ConfigError(f"--resume {resume}: no config.yaml in that folder")
-        check_resume_config(saved_config(folder), config)
+    check_folder(folder, config, resume)
     folder.create(config, problem_source(problem))
     edges = window_edges(problem.domain.time, config.train.time_marching.windows)
     runs: list[Run] = []
