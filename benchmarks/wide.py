@@ -9,11 +9,13 @@
 Burgers (the shipped config: hard constraints, RAD points) with a width × depth tanh MLP,
 ``--steps`` first-order steps and no second-order phase, so the optimisers are compared
 alone; the low-rank arm is Adam on a network whose hidden width × width layers are
-dynamical low-rank layers (abc-PSI, ``model.low_rank``). Per seed and arm: rel L2 at the end (equal steps), and both at the wall time
-T the faster one took (equal time: the last evaluation, every 50 steps, not after T). Bytes of the optimiser state: Adam's two moments, Sketchy's (the same moments
-plus two Frequent-Directions sketches per matrix) and full Shampoo's (the moments plus the
-exact m² + n² factors), from the optimisers' own byte counts; for the low-rank arm, its
-rank trajectory and parameter count (at the final rank) and its allocated bytes.
+dynamical low-rank layers (abc-PSI, ``model.low_rank``). Per seed and arm: rel L2 at the
+end (equal steps), and at the wall time T the fastest one took (equal time: the last
+evaluation, every 50 steps, not after T). Bytes of the optimiser state: Adam's two moments,
+Sketchy's (the same moments plus two Frequent-Directions sketches per matrix) and full
+Shampoo's (the moments plus the exact m² + n² factors), from the optimisers' own byte
+counts; for the low-rank arm, its rank trajectory and parameter count (at the final rank)
+and its allocated bytes.
 Writes wide.md and wide.json. ``--step-cost`` times interleaved blocks of 10 steps of every
 arm in one process (rotating order) and prints the median ratio to Adam's.
 Run folders are reused when their summary says completed (a killed benchmark resumes).

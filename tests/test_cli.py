@@ -54,7 +54,8 @@ def test_problems_lists_builtins(capsys):
     assert status == 0
     first_words = [line.split()[0] for line in out.splitlines() if line and not line[0].isspace()]
     assert first_words == ["allen_cahn", "burgers", "burgers_identification", "convection",
-                           "heat", "heat2d", "helmholtz2d", "kdv", "klein_gordon", "poisson",
+                           "heat", "heat2d", "heat_varying", "helmholtz2d", "kdv",
+                           "klein_gordon", "poisson",
                            "reaction", "reaction_diffusion", "wave"]
 
 

@@ -74,7 +74,8 @@ def test_truncation_rank_is_the_smallest_rank_within_the_tolerance():
         sigma = torch.sort(torch.rand(9, generator=g) ** 3, descending=True).values
         tau = float(torch.rand(1, generator=g)) * 0.5
         total = float(torch.linalg.vector_norm(sigma))
-        brute = min(r for r in range(10) if float(torch.linalg.vector_norm(sigma[r:])) <= tau * total)
+        brute = min(r for r in range(10)
+                    if float(torch.linalg.vector_norm(sigma[r:])) <= tau * total)
         assert truncation_rank(sigma, tau, 1, 9) == max(1, brute)
     assert truncation_rank(torch.tensor([3.0, 2.0, 1.0]), 0.0, 1, 2) == 2  # clipped to max
 

@@ -69,7 +69,8 @@ def test_a_phases_run_equals_its_shorthand_run_and_records_the_shorthand(tmp_pat
         "adam": "iterations reached (20)", "ssbroyden2": "iterations reached (15)"}
     saved = load_config(tmp_path / "phases" / "config.yaml")
     assert saved == runs["phases"].config
-    assert "phases" not in yaml.safe_load((tmp_path / "phases" / "config.yaml").read_text())["train"]
+    written = yaml.safe_load((tmp_path / "phases" / "config.yaml").read_text())
+    assert "phases" not in written["train"]
 
 
 def test_resume_with_a_phases_config_extends_the_last_phase(tmp_path):

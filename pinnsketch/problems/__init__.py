@@ -6,6 +6,7 @@ from pinnsketch.problems.conditions import (neumann_residual, periodic_residual,
                                             time_derivative_residual)
 from pinnsketch.problems.failure_modes import Convection, Reaction, ReactionDiffusion, Wave
 from pinnsketch.problems.heat import Heat1D, Heat2D
+from pinnsketch.problems.heat_varying import HeatVarying
 from pinnsketch.problems.helmholtz import Helmholtz2D
 from pinnsketch.problems.kdv import KdV
 from pinnsketch.problems.klein_gordon import KleinGordon
@@ -15,7 +16,7 @@ from pinnsketch.problems.window import TimeWindow, window_edges
 from pinnsketch.problems.registry import BUILTIN_PROBLEMS, problem_source, resolve_problem_class
 
 __all__ = ["AllenCahn", "BUILTIN_PROBLEMS", "Burgers", "BurgersIdentification",
-           "Convection", "Heat1D", "Heat2D", "Helmholtz2D", "KdV", "KleinGordon",
+           "Convection", "Heat1D", "Heat2D", "HeatVarying", "Helmholtz2D", "KdV", "KleinGordon",
            "make_observations", "neumann_residual", "NoOptions", "periodic_residual",
            "Poisson", "Problem", "problem_source", "Reaction", "ReactionDiffusion",
            "resolve_problem_class", "TERM_MEASURES", "time_derivative_residual", "TimeWindow",

@@ -19,6 +19,7 @@ from pinnsketch.problems.allen_cahn import AllenCahn
 from pinnsketch.problems.burgers import Burgers, BurgersIdentification
 from pinnsketch.problems.failure_modes import Convection, Reaction, ReactionDiffusion, Wave
 from pinnsketch.problems.heat import Heat1D, Heat2D
+from pinnsketch.problems.heat_varying import HeatVarying
 from pinnsketch.problems.helmholtz import Helmholtz2D
 from pinnsketch.problems.kdv import KdV
 from pinnsketch.problems.klein_gordon import KleinGordon
@@ -33,6 +34,7 @@ BUILTIN_PROBLEMS: dict[str, type[Problem]] = {
     "convection": Convection,
     "heat": Heat1D,
     "heat2d": Heat2D,
+    "heat_varying": HeatVarying,
     "helmholtz2d": Helmholtz2D,
     "kdv": KdV,
     "klein_gordon": KleinGordon,
