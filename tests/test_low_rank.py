@@ -15,7 +15,15 @@ from pinnsketch.low_rank import (LowRankLinear, low_rank_layers, replace_square_
                                  truncation_rank)
 from pinnsketch.training.low_rank import LowRankSchedule
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    """These tests build their tensors in float64; other modules keep torch's default."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def _dense(out_dim: int, in_dim: int, rank: int, seed: int = 0) -> nn.Linear:
