@@ -90,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
                                                              "(default problems/)")
     suite.add_argument("--out", default="runs/bench", help="bench folder (default runs/bench; "
                                                            "finished runs there are reused)")
+    suite.add_argument("--jobs", type=int, default=1,
+                       help="runs trained at once, one process each (default 1)")
     suite.add_argument("--set", dest="overrides", action="append", default=[],
                        metavar="KEY.PATH=VALUE", help="override a value in every run")
 
@@ -164,7 +166,9 @@ def _problems(args: argparse.Namespace) -> int:
         for name, cls in BUILTIN_PROBLEMS.items():
             doc = " ".join((cls.__doc__ or "").split())
             first = doc.split(". ")[0].rstrip(".") + "."
-            lines = textwrap.wrap(f"({', '.join(cls.input_names)}) {first}",
+            outputs = (f" → ({', '.join(cls.output_names)})" if len(cls.output_names) > 1
+                       else "")
+            lines = textwrap.wrap(f"({', '.join(cls.input_names)}){outputs} {first}",
                                   max(40, width - column))
             print(f"{name:<{column}}{lines[0]}")
             for line in lines[1:]:
@@ -176,6 +180,9 @@ def _problems(args: argparse.Namespace) -> int:
     cls = BUILTIN_PROBLEMS[args.name]
     print(f"{args.name}: {' '.join((cls.__doc__ or '').split())}")
     print(f"inputs: {', '.join(cls.input_names)}")
+    if len(cls.output_names) > 1:
+        print(f"outputs: {', '.join(cls.output_names)}; loss terms of the PDE: "
+              f"{', '.join(cls.equations)}")
     fields = dataclasses.fields(cls.Options)
     print("options (YAML keys beside `type`, with defaults):" if fields else "options: none")
     for f in fields:
@@ -201,7 +208,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    bench(args.problems, args.seeds, Path(args.configs), Path(args.out), args.overrides)
+    bench(args.problems, args.seeds, Path(args.configs), Path(args.out), args.overrides,
+          jobs=args.jobs)
     print((Path(args.out) / "bench.md").read_text(), end="")
     return 0
 

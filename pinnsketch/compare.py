@@ -8,20 +8,16 @@ coefficient errors against step, all modes side by side), ``comparison.md`` and
 """
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import json
-import multiprocessing
-import os
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from pinnsketch.config import RunConfig, TermGradientConfig
 from pinnsketch.errors import ConfigError
 from pinnsketch.memory import saved_tensor_bytes
 from pinnsketch.plots import comparison_figure
+from pinnsketch.runner.parallel import in_processes
 from pinnsketch.runner.session import train
 from pinnsketch.training.build import build_trainer
 
@@ -104,33 +100,21 @@ def compare(config: RunConfig, modes: list[tuple[str, int | None]], out: Path, *
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"--jobs: got {jobs!r}, expected an integer >= 1")
     out = Path(out)
-    if jobs == 1:
-        rows = [_train_mode(config, name, rank, out, None) for name, rank in modes]
-    else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        quiet = dataclasses.replace(config, output=dataclasses.replace(config.output, progress=False))
-        # spawn, not fork: a forked child would inherit the parent's torch thread pool.
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            futures = [pool.submit(_train_mode, quiet, name, rank, out, threads)
-                       for name, rank in modes]
-            try:
-                rows = [future.result() for future in futures]
-            except BaseException:
-                # A failed mode or Ctrl-C: start no further modes (the running ones have
-                # had the SIGINT too and leave their checkpoints).
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+    if jobs > 1:  # progress bars of concurrent processes would interleave
+        config = dataclasses.replace(config, output=dataclasses.replace(config.output,
+                                                                        progress=False))
+    rows = [None] * len(modes)
+    for index, row in in_processes(_train_mode, [(config, name, rank, out)
+                                                 for name, rank in modes], jobs):
+        rows[index] = row
     _write_tables(rows, out)
     _plot(rows, out / "comparison.png")
     return rows
 
 
-def _train_mode(config: RunConfig, name: str, rank: int | None, out: Path,
-                threads: int | None) -> dict[str, Any]:
+def _train_mode(config: RunConfig, name: str, rank: int | None,
+                out: Path) -> dict[str, Any]:
     """Train one mode into ``out/<label>`` and return its comparison row."""
-    if threads is not None:
-        torch.set_num_threads(threads)
     label = name if rank is None else f"{name}-r{rank}"
     mode_config = _mode_config(config, name, rank)
     labelled = dataclasses.replace(mode_config, output=dataclasses.replace(

@@ -69,7 +69,10 @@ class Sampler:
         self.time_fraction = 1.0
 
     def interior(self, n: int) -> torch.Tensor:
-        return self.domain.interior(self._windowed(self._unit(n, self.domain.dim, self.generator)))
+        return self.domain.sample_interior(n, self._draw_windowed)
+
+    def _draw_windowed(self, n: int) -> torch.Tensor:
+        return self._windowed(self._unit(n, self.domain.dim, self.generator))
 
     def boundary(self, n: int) -> torch.Tensor:
         unit = self._windowed(self._unit(n, self.domain.dim, self.generator))
@@ -84,4 +87,5 @@ class Sampler:
         return unit
 
     def initial(self, n: int) -> torch.Tensor:
-        return self.domain.initial(self._unit(n, self.domain.dim, self.generator))
+        return self.domain.sample_initial(n, lambda m: self._unit(m, self.domain.dim,
+                                                                  self.generator))

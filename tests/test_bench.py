@@ -10,7 +10,7 @@ import pytest
 
 import pinnsketch
 from conftest import tiny_overrides
-from pinnsketch.bench import PUBLISHED, bench
+from pinnsketch.bench import bench, published
 from pinnsketch.cli import main
 from pinnsketch.runner import session
 
@@ -30,7 +30,7 @@ def test_bench_tabulates_every_seed_and_reuses_finished_runs(tmp_path, monkeypat
     text = (tmp_path / "bench.md").read_text()
     reaction = [r["rel_l2"] for r in rows if r["config"] == "reaction"]
     line = next(ln for ln in text.splitlines() if ln.startswith("| reaction |"))
-    expected = f"{statistics.median(reaction):.2e} | {max(reaction):.2e} | {PUBLISHED['reaction']}"
+    expected = f"{statistics.median(reaction):.2e} | {max(reaction):.2e} | {published('reaction')}"
     assert expected in line
     assert "| poisson |" in text and "none recorded" in text
     trained = []
@@ -48,3 +48,25 @@ def test_a_missing_config_is_named_with_the_ones_there(tmp_path, capsys):
                  str(ROOT / "problems"), "--out", str(tmp_path / "b"),
                  *[a for o in TINY for a in ("--set", o)]]) == 0
     assert "| poisson |" in capsys.readouterr().out
+
+
+def test_parallel_bench_equals_the_serial_one_and_keeps_finished_rows(tmp_path, monkeypatch):
+    serial = bench(["reaction"], [0, 1], ROOT / "problems", tmp_path / "serial", TINY)
+    parallel = bench(["reaction"], [0, 1], ROOT / "problems", tmp_path / "parallel", TINY,
+                     jobs=2)
+    assert [r["rel_l2"] for r in parallel] == [r["rel_l2"] for r in serial]
+    assert (tmp_path / "parallel" / "bench.png").stat().st_size > 0
+    # A failure after the first run leaves that run's row in the table.
+    calls = []
+
+    def fail_second(name, seed, config, folder):
+        calls.append(seed)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return {"config": name, "seed": seed, "rel_l2": 0.5, "steps": 1, "wall_s": 1.0,
+                "stop_reasons": {}}
+    monkeypatch.setattr("pinnsketch.bench._bench_run", fail_second)
+    with pytest.raises(KeyboardInterrupt):
+        bench(["poisson"], [0, 1], ROOT / "problems", tmp_path / "cut", TINY)
+    text = (tmp_path / "cut" / "bench.md").read_text()
+    assert "| poisson | 5.00e-01 | — |" in text

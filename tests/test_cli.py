@@ -53,9 +53,9 @@ def test_problems_lists_builtins(capsys):
     status, out, _ = _main(capsys, "problems")
     assert status == 0
     first_words = [line.split()[0] for line in out.splitlines() if line and not line[0].isspace()]
-    assert first_words == ["allen_cahn", "burgers", "burgers_identification", "convection",
-                           "heat", "heat2d", "heat_varying", "helmholtz2d", "kdv",
-                           "klein_gordon", "poisson",
+    assert first_words == ["allen_cahn", "burgers", "burgers_identification", "cavity",
+                           "convection", "heat", "heat2d", "heat_varying", "helmholtz2d", "kdv",
+                           "klein_gordon", "kovasznay", "poisson", "poisson_holes",
                            "reaction", "reaction_diffusion", "wave"]
 
 

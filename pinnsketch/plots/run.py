@@ -24,7 +24,8 @@ def _title(problem: str, rel_l2: float | None) -> str:
 def solution_figure(points: np.ndarray, shape: tuple[int, ...], names: Sequence[str],
                     prediction: np.ndarray, *, reference: np.ndarray | None = None,
                     residual: np.ndarray | None = None, evolution: bool,
-                    problem: str, rel_l2: float | None = None) -> Figure:
+                    problem: str, rel_l2: float | None = None,
+                    outputs: Sequence[str] = ("u",)) -> Figure:
     """Prediction, reference and |error| (or prediction and |PDE residual| without a reference).
 
     Args:
@@ -32,23 +33,47 @@ def solution_figure(points: np.ndarray, shape: tuple[int, ...], names: Sequence[
         shape: the grid shape.
         names: input names, e.g. ``("x", "t")``.
         prediction, reference, residual: values ``(N,)`` on the grid (reference or residual
-            may be None).
+            may be None); NaN where a point lies outside the domain (left blank). For a
+            system, ``(N, k)`` with one row of panels per output, and a reference column of
+            NaN for an output it does not give.
         evolution: the last input is time. Fields are drawn with time on the horizontal
             axis (space vertical, as in the PINN literature); steady 2-D fields with the
             first input horizontal and the second vertical. Three inputs: the last time slice.
         problem: the problem's name, for the title; rel_l2: the error, for the title.
+        outputs: the output names, one per column of a system's values.
 
     Prediction and reference share one colour scale, so they compare by eye.
     """
-    fig = Figure(figsize=(14 if len(shape) > 1 else 11, 4.2), layout="constrained")
+    rows = len(outputs) if prediction.ndim == 2 else 1
+    fig = Figure(figsize=(14 if len(shape) > 1 else 11, 4.2 * rows), layout="constrained")
     fig.suptitle(_title(problem, rel_l2))
+    panels = fig.subfigures(rows, 1) if rows > 1 else [fig]
+    note = None
+    for row, panel in enumerate(np.atleast_1d(panels)):
+        def column(values):
+            return values if values is None or values.ndim == 1 else values[:, row]
+        field_reference = column(reference)
+        if field_reference is not None and np.isnan(field_reference).all():
+            field_reference = None
+        note = _draw_fields(panel, points, shape, names, column(prediction), field_reference,
+                            column(residual) if residual is not None and residual.ndim == 2
+                            else residual, evolution, outputs[row])
+    if note:
+        fig.suptitle(f"{_title(problem, rel_l2)}; {note}")
+    return fig
+
+
+def _draw_fields(fig, points, shape, names, prediction, reference, residual, evolution,
+                 output) -> str | None:
+    """One output's panels into ``fig`` (a Figure or SubFigure); returns the time slice
+    drawn of a three-input field ("t = 1"), else None."""
     if len(shape) == 1:
         ax_u, ax_e = fig.subplots(1, 2)
         x = points[:, 0]
         if reference is not None:
             ax_u.plot(x, reference, "k-", label="reference")
         ax_u.plot(x, prediction, "r--", label="prediction")
-        ax_u.set_ylabel("u")
+        ax_u.set_ylabel(output)
         ax_u.legend()
         error, label = ((np.abs(prediction - reference), "|prediction − reference|")
                         if reference is not None else (np.abs(residual), "|PDE residual|"))
@@ -58,21 +83,20 @@ def solution_figure(points: np.ndarray, shape: tuple[int, ...], names: Sequence[
         ax_e.set_title(label)
         for ax in (ax_u, ax_e):
             ax.set_xlabel(names[0])
-        return fig
-    fields = {"prediction": prediction}
+        return None
+    fields = {f"{output}: prediction": prediction}
     if reference is not None:
-        fields["reference"] = reference
+        fields[f"{output}: reference"] = reference
         fields["|error|"] = np.abs(prediction - reference)
     elif residual is not None:
         fields["|PDE residual|"] = np.abs(residual)
     grids = {k: v.reshape(shape) for k, v in fields.items()}
     a, b = points[:, 0].reshape(shape), points[:, 1].reshape(shape)
-    axis_names = list(names[:2])
+    axis_names, note = list(names[:2]), None
     if len(shape) == 3:
         grids = {k: v[:, :, -1] for k, v in grids.items()}
         a, b = a[:, :, -1], b[:, :, -1]
-        fig.suptitle(f"{_title(problem, rel_l2)}; {names[2]} = "
-                     f"{points.reshape(*shape, 3)[0, 0, -1, 2]:g}")
+        note = f"{names[2]} = {points.reshape(*shape, 3)[0, 0, -1, 2]:g}"
         evolution = False  # the slice is a steady (x, y) field
     if evolution:  # time (the last input) horizontal, space vertical
         horizontal, vertical = b, a
@@ -81,19 +105,20 @@ def solution_figure(points: np.ndarray, shape: tuple[int, ...], names: Sequence[
         grids = {k: v.T for k, v in grids.items()}
         horizontal, vertical = a.T, b.T
         h_name, v_name = axis_names
-    shared = [grids[k] for k in ("prediction", "reference") if k in grids]
-    low = min(float(np.nanmin(g)) for g in shared)
-    high = max(float(np.nanmax(g)) for g in shared)
+    shared_names = [k for k in grids if k.endswith(("prediction", "reference"))]
+    low = min(float(np.nanmin(grids[k])) for k in shared_names)
+    high = max(float(np.nanmax(grids[k])) for k in shared_names)
     axes = fig.subplots(1, len(grids))
     for ax, (name, field) in zip(np.atleast_1d(axes), grids.items()):
-        limits = dict(vmin=low, vmax=high) if name in ("prediction", "reference") else {}
-        cmap = "viridis" if name in ("prediction", "reference") else "magma"
-        mesh = ax.pcolormesh(horizontal, vertical, field, shading="auto", cmap=cmap, **limits)
+        shared = name in shared_names
+        limits = dict(vmin=low, vmax=high) if shared else {}
+        mesh = ax.pcolormesh(horizontal, vertical, field, shading="auto",
+                             cmap="viridis" if shared else "magma", **limits)
         fig.colorbar(mesh, ax=ax)
         ax.set_title(name)
         ax.set_xlabel(h_name)
         ax.set_ylabel(v_name)
-    return fig
+    return note
 
 
 def curves_figure(metrics: Sequence[Mapping[str, Any]], *, problem: str) -> Figure:

@@ -7,7 +7,15 @@ loss), so the monitor can tell the terms apart. Built-in terms:
 - ``bc``:  u(z) − g(z) on the spatial boundary (Dirichlet, by default; a problem may
   override :meth:`Problem.boundary_residual`, e.g. with a periodic or Neumann condition),
 - ``ic``:  u(z) − u₀(z) on the initial slice (evolution problems),
-- ``data``: u(z) − u_obs at observation points; its batch rows are ``(z..., u_obs)``.
+- ``data``: u(z) − u_obs at observation points; its batch rows are ``(z..., u_obs...)``.
+
+Systems (several unknowns, e.g. velocity and pressure) name their outputs in
+:attr:`Problem.output_names`; the network then returns ``(N, k)`` for k outputs (``(N,)``
+for one), and Dirichlet data, references and observations have one column per output.
+A system names its equations in :attr:`Problem.equations` (e.g. ``momentum_x``,
+``momentum_y``, ``continuity``): :meth:`Problem.pde_residual` returns ``(N, equations)`` and
+each column is a loss term of its own, so weights and the monitor address every equation;
+the equations share the interior points of the ``pde`` point set.
 
 A problem may name further condition terms (e.g. ``ic_t``, the initial velocity of a wave):
 it adds them to :attr:`Problem.term_measures` (the measure their points are drawn from) and
@@ -61,6 +69,13 @@ class Problem(abc.ABC):
 
     Options: ClassVar[type] = NoOptions
     input_names: ClassVar[tuple[str, ...]]
+    # The unknowns (network outputs), in column order; one output gives (N,) values.
+    output_names: ClassVar[tuple[str, ...]] = ("u",)
+    # The outputs ``reference`` returns, in its column order (None: all of output_names),
+    # e.g. the velocities of a flow whose pressure is known only up to a constant.
+    reference_outputs: ClassVar[tuple[str, ...] | None] = None
+    # The loss terms of the PDE: one, "pde", or one per equation of a system.
+    equations: ClassVar[tuple[str, ...]] = ("pde",)
     term_measures: ClassVar[Mapping[str, str]] = TERM_MEASURES
     # {input name: period} of a problem whose ``bc`` term is periodicity in those inputs.
     periodic_inputs: ClassVar[Mapping[str, float]] = {}
@@ -75,8 +90,18 @@ class Problem(abc.ABC):
     def physics_terms(self, hard_constraints: bool) -> tuple[str, ...]:
         """Names of the physics loss terms, in a fixed order."""
         if hard_constraints:
-            return ("pde",)
-        return ("pde", "bc", "ic") if self.domain.time is not None else ("pde", "bc")
+            return self.equations
+        return self.equations + (("bc", "ic") if self.domain.time is not None else ("bc",))
+
+    @property
+    def compared_outputs(self) -> tuple[str, ...]:
+        """The outputs the reference gives, in its column order."""
+        return self.output_names if self.reference_outputs is None else self.reference_outputs
+
+    def point_set(self, term: str) -> str:
+        """The batch entry (point set) a loss term is evaluated on: ``pde`` for every
+        equation of a system, the term itself otherwise."""
+        return "pde" if term in self.equations else term
 
     def collocation(self, sampler: Sampler,
                     counts: Mapping[str, int]) -> dict[str, torch.Tensor]:
@@ -88,17 +113,23 @@ class Problem(abc.ABC):
     def residuals(self, model: torch.nn.Module,
                   batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Residual ``(N_term,)`` or ``(N_term, k)`` of each term in ``batch`` (same keys,
-        same order)."""
+        same order; a system's ``pde`` points give one entry per equation instead)."""
         out = {}
         for term, points in batch.items():
             if term == "pde":
-                out[term] = self.pde_residual(model, points)
+                residual = self.pde_residual(model, points)
+                if self.equations == ("pde",):
+                    out[term] = residual
+                else:
+                    out.update({e: residual[:, i] for i, e in enumerate(self.equations)})
             elif term == "bc":
                 out[term] = self.boundary_residual(model, points)
             elif term == "ic":
                 out[term] = self.initial_residual(model, points)
             elif term == "data":
-                out[term] = model(points[:, :-1]) - points[:, -1]
+                dim = self.domain.dim
+                values = points[:, dim:] if len(self.output_names) > 1 else points[:, dim]
+                out[term] = model(points[:, :dim]) - values
             elif term in self.term_measures:
                 out[term] = self.condition_residual(term, model, points)
             else:
@@ -108,7 +139,8 @@ class Problem(abc.ABC):
     # -- the PDE ----------------------------------------------------------------------------
     @abc.abstractmethod
     def pde_residual(self, model: torch.nn.Module, points: torch.Tensor) -> torch.Tensor:
-        """𝒩[u](z) − f(z) at interior points ``(N, d)`` with exact autograd derivatives."""
+        """𝒩[u](z) − f(z) at interior points ``(N, d)`` with exact autograd derivatives:
+        ``(N,)``, or ``(N, len(equations))`` for a system."""
 
     def boundary_residual(self, model: torch.nn.Module, points: torch.Tensor) -> torch.Tensor:
         """The ``bc`` residual at boundary points ``(N, d)``: u − g (Dirichlet) by default."""
@@ -125,11 +157,13 @@ class Problem(abc.ABC):
                                   f"defines no condition_residual for it")
 
     def boundary_value(self, points: torch.Tensor) -> torch.Tensor:
-        """Dirichlet data g on the boundary, ``(N,)``; zero unless overridden."""
-        return points.new_zeros(points.shape[0])
+        """Dirichlet data g on the boundary, ``(N,)`` (``(N, k)`` for k outputs); zero
+        unless overridden."""
+        k = len(self.output_names)
+        return points.new_zeros((points.shape[0], k) if k > 1 else points.shape[0])
 
     def initial_value(self, points: torch.Tensor) -> torch.Tensor:
-        """Initial data u₀ on the initial slice, ``(N,)``."""
+        """Initial data u₀ on the initial slice, ``(N,)`` (``(N, k)`` for k outputs)."""
         raise NotImplementedError(f"{type(self).__name__} defines no initial condition")
 
     def output_transform(self, points: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
@@ -149,7 +183,8 @@ class Problem(abc.ABC):
         return {}
 
     # -- the truth (optional) ----------------------------------------------------------------
-    # ``reference(points (N, d) float64) -> (N,)`` and ``evaluation_grid() -> (points (N, d),
+    # ``reference(points (N, d) float64) -> (N,)`` (``(N, k)`` for the k compared_outputs
+    # of a system) and ``evaluation_grid() -> (points (N, d),
     # shape)`` (``prod(shape) == N``, last input varying fastest), where a solution is known.
 
     @property

@@ -23,7 +23,9 @@ from pinnsketch.problems.heat_varying import HeatVarying
 from pinnsketch.problems.helmholtz import Helmholtz2D
 from pinnsketch.problems.kdv import KdV
 from pinnsketch.problems.klein_gordon import KleinGordon
+from pinnsketch.problems.navier_stokes import Kovasznay, LidDrivenCavity
 from pinnsketch.problems.poisson import Poisson
+from pinnsketch.problems.poisson_holes import PoissonHoles
 
 __all__ = ["BUILTIN_PROBLEMS", "problem_source", "resolve_problem_class"]
 
@@ -31,6 +33,7 @@ BUILTIN_PROBLEMS: dict[str, type[Problem]] = {
     "allen_cahn": AllenCahn,
     "burgers": Burgers,
     "burgers_identification": BurgersIdentification,
+    "cavity": LidDrivenCavity,
     "convection": Convection,
     "heat": Heat1D,
     "heat2d": Heat2D,
@@ -38,7 +41,9 @@ BUILTIN_PROBLEMS: dict[str, type[Problem]] = {
     "helmholtz2d": Helmholtz2D,
     "kdv": KdV,
     "klein_gordon": KleinGordon,
+    "kovasznay": Kovasznay,
     "poisson": Poisson,
+    "poisson_holes": PoissonHoles,
     "reaction": Reaction,
     "reaction_diffusion": ReactionDiffusion,
     "wave": Wave,

@@ -35,8 +35,8 @@ from pinnsketch.training.build import build_trainer, resolve_device
 from pinnsketch.training.checks import build_problem, check_config, check_problem_outputs
 from pinnsketch.training.curvature import hessian_top
 from pinnsketch.training.distributed import DistributedContext, init_from_environment
-from pinnsketch.training.evaluation import (pde_residual_values, predict, relative_l2,
-                                            residual_by_time)
+from pinnsketch.training.evaluation import (evaluation_points, pde_residual_values, predict,
+                                            reference_errors, residual_by_time)
 from pinnsketch.training.interrupt import GracefulInterrupt
 from pinnsketch.training.schedule import Schedule
 from pinnsketch.training.trainer import Trainer
@@ -178,7 +178,7 @@ class _Session:
         self.elapsed_before = 0.0
         self.started = 0.0  # set when the schedule starts (run)
         self.last_checkpoint = trainer.step
-        self.rel_l2: float | None = None
+        self.errors: dict[str, Any] = {"rel_l2": None}  # and rel_l2_outputs for a system
         self.grid = self.reference = None
         self.bar: tqdm | None = None
 
@@ -213,7 +213,8 @@ class _Session:
             if not fresh:
                 folder.truncate_metrics(trainer.step)
             folder.create(self.config, problem_source(self.problem))
-            self.grid, _ = self.problem.plot_grid()
+            grid, _, inside = evaluation_points(self.problem)
+            self.grid = grid[inside]
             if self.problem.has_reference:
                 self.reference = self.problem.reference(self.grid)
         self.started = time.perf_counter()
@@ -252,16 +253,17 @@ class _Session:
         curvature = self._curvature()  # a collective when distributed: every rank takes it
         if self.main:  # the model is identical on every rank: one evaluates and writes
             if self.reference is not None:
-                self.rel_l2 = relative_l2(predict(trainer.model, self.grid), self.reference)
+                self.errors = reference_errors(self.problem, predict(trainer.model, self.grid),
+                                               self.reference)
             self.folder.append_metrics({
                 "step": trainer.step, "phase": phase, "loss": dict(losses),
                 "loss_total": sum(trainer.weights[t] * v for t, v in losses.items()),
-                "rel_l2": self.rel_l2, "lr": trainer.adam.param_groups[0]["lr"],
+                **self.errors, "lr": trainer.adam.param_groups[0]["lr"],
                 "wall_s": self.wall(), **self.problem.metrics(), **trainer.metrics(),
                 **self._profile(), **curvature, **self._residual_spectrum()})
             postfix = {t: f"{v:.2e}" for t, v in losses.items()}
-            if self.rel_l2 is not None:
-                postfix["rel_l2"] = f"{self.rel_l2:.2e}"
+            if self.errors["rel_l2"] is not None:
+                postfix["rel_l2"] = f"{self.errors['rel_l2']:.2e}"
             self.bar.set_postfix(postfix, refresh=False)
         if trainer.step - self.last_checkpoint >= self.config.train.checkpoint_every:
             self.checkpoint()
@@ -318,7 +320,7 @@ class _Session:
         train_s = self.schedule.train_s
         note = {} if self.problem.has_reference else {"rel_l2_note": NO_REFERENCE}
         return {
-            "status": status, "problem": self.name, "rel_l2": self.rel_l2, **note,
+            "status": status, "problem": self.name, **self.errors, **note,
             **self.problem.metrics(), "steps": steps, "adam_steps": trainer.adam_done,
             "lbfgs_steps": trainer.lbfgs_done,
             "stop_reasons": self.schedule.stop_reasons(status),

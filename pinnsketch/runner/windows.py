@@ -24,7 +24,7 @@ from pinnsketch.problems import Problem, TimeWindow, problem_source, window_edge
 from pinnsketch.runner.resume import check_folder
 from pinnsketch.runner.run import Run
 from pinnsketch.runner.run_dir import RunDir
-from pinnsketch.training.evaluation import predict, relative_l2
+from pinnsketch.training.evaluation import evaluation_points, predict, relative_l2
 
 __all__ = ["train_windows", "window_config"]
 
@@ -94,8 +94,8 @@ def _summary(config: RunConfig, problem: Problem, model: StitchedModel | None,
              runs: list[Run], status: str, windows: int) -> dict[str, Any]:
     rel_l2 = None
     if model is not None and status == "completed" and problem.has_reference:
-        points, _ = problem.plot_grid()
-        rel_l2 = relative_l2(predict(model, points), problem.reference(points))
+        grid, _, inside = evaluation_points(problem)
+        rel_l2 = relative_l2(predict(model, grid[inside]), problem.reference(grid[inside]))
     per_window = [{"t": list(r.problem.domain.time), **{key: r.summary.get(key) for key in (
         "status", "rel_l2", "steps", "wall_s", "stop_reasons", "final_losses")}} for r in runs]
     return {"status": status, "problem": config.problem.type or type(problem).__name__,

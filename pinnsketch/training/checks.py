@@ -101,10 +101,12 @@ def check_config(config: RunConfig, problem: Problem | None = None) -> None:
     for term in terms:
         if term == "data":  # observation rows, not drawn from a measure
             continue
-        measure = problem.term_measures.get(term)
+        points = problem.point_set(term)
+        measure = problem.term_measures.get(points)
         if measure not in measures:
-            raise ConfigError(f"problem {name}: term {term!r} has measure {measure!r} in "
+            raise ConfigError(f"problem {name}: term {points!r} has measure {measure!r} in "
                               f"term_measures (allowed: {', '.join(measures)})")
+    _check_system(config, problem)
     for term, how in config.terms.items():
         if how.gradient == "sketched" and term != "data":
             raise ConfigError(f"terms.{term}.gradient: got 'sketched', but only the data term "
@@ -153,6 +155,32 @@ def check_config(config: RunConfig, problem: Problem | None = None) -> None:
             and int(os.environ.get("WORLD_SIZE", "1")) > 1):
         raise ConfigError("terms.data.gradient: 'sketched' is single-process only "
                           "(run without torchrun, or use 'exact')")
+
+
+def _check_system(config: RunConfig, problem: Problem) -> None:
+    """What a problem with several outputs or equations cannot use (yet)."""
+    name, outputs, equations = type(problem).__name__, problem.output_names, problem.equations
+    if not (isinstance(outputs, tuple) and outputs and all(isinstance(o, str) for o in outputs)
+            and len(set(outputs)) == len(outputs)):
+        raise ConfigError(f"problem {name}: output_names must be a tuple of distinct strings, "
+                          f"got {outputs!r}")
+    if not set(problem.compared_outputs) <= set(outputs):
+        raise ConfigError(f"problem {name}: reference_outputs {problem.compared_outputs!r} "
+                          f"are not all among output_names {outputs!r}")
+    if equations == ("pde",) and len(outputs) == 1:
+        return
+    uses = [("train.causal.chunks", config.train.causal.chunks,
+             "its weights order one pde residual in time"),
+            ("train.time_marching.networks", config.train.time_marching.networks == "per_window",
+             "a window's initial data are one output's values"),
+            ("terms.data.gradient", config.terms.get("data") is not None
+             and config.terms["data"].gradient == "sketched",
+             "the sketched data gradient replays a single-output network")]
+    for key, used, why in uses:
+        if used:
+            raise ConfigError(f"{key}: {name} is a system ({len(outputs)} outputs "
+                              f"{', '.join(outputs)}; equations {', '.join(equations)}), "
+                              f"and {why}; leave it off")
 
 
 def _check_periodic(config: RunConfig, problem: Problem) -> None:
@@ -262,7 +290,7 @@ def network(config: RunConfig, problem: Problem, generator: torch.Generator | No
     model = config.model
     width = embedding_width(problem.domain.dim, len(model.periodic), model.fourier.features)
     factorization = model.weight_factorization
-    net = build_network(model.type, width, 1, model.width, model.depth,
+    net = build_network(model.type, width, len(problem.output_names), model.width, model.depth,
                          activation=model.activation, init=model.init,
                          generator=torch.Generator().manual_seed(0) if generator is None
                          else generator,
@@ -319,15 +347,23 @@ def check_problem_outputs(problem: Problem, model: torch.nn.Module,
     few = {t: p[:4].detach().clone().requires_grad_(t != "data") for t, p in batch.items()}
     checks = {"pde": "pde_residual(model, points)", "bc": "boundary_value(points)",
               "ic": "initial_value(points)"}
+    outputs = len(problem.output_names)
+    per_output = () if outputs == 1 else (outputs,)
     for term, points in few.items():
         if term == "bc":
-            _check_shape(name, checks[term], problem.boundary_value(points), (len(points),))
+            _check_shape(name, checks[term], problem.boundary_value(points),
+                         (len(points),) + per_output)
         elif term == "ic":
-            _check_shape(name, checks[term], problem.initial_value(points), (len(points),))
+            _check_shape(name, checks[term], problem.initial_value(points),
+                         (len(points),) + per_output)
+        elif term == "pde" and problem.equations != ("pde",):
+            residual = problem.pde_residual(model, points)
+            _check_shape(name, checks[term], residual,
+                         (len(points), len(problem.equations)))
     residuals = problem.residuals(model, few)
     for term, residual in residuals.items():
         # (N,) or (N, k): k conditions per point, e.g. a periodic pair of values and slopes.
-        expected = (len(few[term]),) + tuple(residual.shape[1:2])
+        expected = (len(few[problem.point_set(term)]),) + tuple(residual.shape[1:2])
         _check_shape(name, f"the '{term}' residual" if term not in checks else checks[term],
                      residual, expected)
     if problem.has_reference:
@@ -335,5 +371,7 @@ def check_problem_outputs(problem: Problem, model: torch.nn.Module,
         if grid.ndim != 2 or grid.shape[1] != problem.domain.dim:
             raise ConfigError(f"problem {name}: evaluation_grid() returned points of shape "
                               f"{grid.shape}, expected (N, {problem.domain.dim})")
+        compared = len(problem.compared_outputs)
         values = problem.reference(grid[:4])
-        _check_shape(name, "reference(points)", values, (min(4, len(grid)),))
+        _check_shape(name, "reference(points)", values,
+                     (min(4, len(grid)),) + (() if outputs == 1 else (compared,)))

@@ -6,15 +6,48 @@ import torch
 
 from pinnsketch.training.causal import slab_sums
 
-__all__ = ["EVAL_CHUNK", "TIME_SLABS", "pde_residual_values", "predict", "relative_l2",
+__all__ = ["EVAL_CHUNK", "TIME_SLABS", "compared_columns", "evaluation_points",
+           "pde_residual_values", "predict", "reference_errors", "relative_l2",
            "residual_by_time"]
 
 EVAL_CHUNK = 65536  # grid points per forward pass at evaluation
 TIME_SLABS = 8  # slabs of the residual-over-time profile an evaluation records
 
 
+def evaluation_points(problem) -> tuple[np.ndarray, tuple[int, ...], np.ndarray]:
+    """The problem's plot grid ``(N, d)``, its shape, and which of its points lie in the
+    domain ``(N,)`` bool (all of a box; a shape's grid covers its bounding box): the errors
+    are measured on those."""
+    grid, shape = problem.plot_grid()
+    return grid, shape, problem.domain.contains(grid)
+
+
+def compared_columns(problem, values: np.ndarray) -> np.ndarray:
+    """The columns of model values ``(N,)``/``(N, outputs)`` that the reference gives, in
+    its order: ``(N,)`` for a single-output problem, ``(N, k)`` for a system's k compared
+    outputs."""
+    if values.ndim == 1:
+        return values
+    return values[:, [problem.output_names.index(name) for name in problem.compared_outputs]]
+
+
+def reference_errors(problem, prediction: np.ndarray,
+                     reference: np.ndarray) -> dict[str, float | dict[str, float]]:
+    """``rel_l2`` of the prediction against the reference over every compared output (the
+    Frobenius norm of the error over the norm of the reference), and for a system
+    ``rel_l2_outputs``: each compared output's own relative L2 error."""
+    prediction = compared_columns(problem, prediction)
+    errors: dict[str, float | dict[str, float]] = {"rel_l2": relative_l2(prediction, reference)}
+    if reference.ndim == 2:
+        errors["rel_l2_outputs"] = {
+            name: relative_l2(prediction[:, i], reference[:, i])
+            for i, name in enumerate(problem.compared_outputs)}
+    return errors
+
+
 def predict(model: torch.nn.Module, points: np.ndarray) -> np.ndarray:
-    """Model values ``(N,)`` (float64 numpy) at ``points`` ``(N, d)``, in chunks, no graph."""
+    """Model values ``(N,)`` (``(N, k)`` for k outputs; float64 numpy) at ``points``
+    ``(N, d)``, in chunks, no graph."""
     param = next(model.parameters())
     out = []
     with torch.no_grad():

@@ -113,8 +113,10 @@ class Trainer:
         self._bad_losses = torch.zeros(len(terms), dtype=torch.float64, device=device)
         sizes = {"interior": sampling.interior, "boundary": sampling.boundary,
                  "initial": sampling.initial}
-        self._counts = {t: sizes[problem.term_measures[t]] for t in terms
-                        if t in problem.term_measures}
+        # Point sets per term (a system's equations share the pde points), in term order.
+        points = dict.fromkeys(problem.point_set(t) for t in terms)
+        self._counts = {p: sizes[problem.term_measures[p]] for p in points
+                        if p in problem.term_measures}
         self._draw_batch()
 
     # -- batch --------------------------------------------------------------------------------
