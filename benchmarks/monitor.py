@@ -20,7 +20,14 @@ accuracy of its sketched statistics on real PINN gradients.
    angle between the sketch's and the exact leading rank-r subspaces and leading singular
    directions; median and worst, per phase.
 
-    python benchmarks/monitor.py [--cost] [--memory] [--accuracy] [--repeats 9]
+4. Adaptive rank (``--adaptive``): the same width-256 run with ``monitor.rank_tolerance``
+   τ ∈ {0.05, 0.1, 0.2} (rank 4 ≤ r ≤ 16, patience 3) beside an exact twin: per spectral
+   evaluation the 256×256 layers' sketch rank, the probes' estimate of the worst stream's
+   ‖Ḡ − Â_r‖/‖Ḡ‖ against its true value (the twin's Ḡ against the rank-r truncation of the
+   sketch's reading) and against the optimum τ_{r+1}(Ḡ)/‖Ḡ‖, and the banks' bytes against
+   the fixed rank-4 sketch and the exact EMA state.
+
+    python benchmarks/monitor.py [--cost] [--memory] [--accuracy] [--adaptive] [--repeats 9]
 """
 from __future__ import annotations
 
@@ -150,9 +157,9 @@ class Twins:
         self.sketched = [ly for ly in self.auto.layers if self.auto.bank_kind(ly) != "exact"]
         self.rows: list[dict] = []
 
-    def observe(self, step, losses, grads, phase="adam"):
-        self.auto.observe(step, losses, grads, phase)
-        self.exact.observe(step, losses, grads, phase)
+    def observe(self, step, losses, grads, phase="adam", weights=None):
+        self.auto.observe(step, losses, grads, phase, weights)
+        self.exact.observe(step, losses, grads, phase, weights)
         if (self.auto.checks - 1) % self.auto.spectral_every:
             return
         r = self.auto.rank
@@ -171,6 +178,9 @@ class Twins:
                                   "leading_direction_deg": direction})
 
     def state_dict(self):
+        return {}
+
+    def metrics(self):
         return {}
 
 
@@ -227,14 +237,105 @@ def accuracy(widths=(64, 256), adam: int = 300, lbfgs: int = 100) -> dict:
     return out
 
 
+class AdaptiveTwins:
+    """An adaptive-rank monitor (sketches on the 256×256 layers) and its exact twin."""
+
+    def __init__(self, model, terms, tolerance: float):
+        self.adaptive = SketchMonitor.for_module(model, terms, every=1, quasi_newton_every=1,
+                                                 rank_tolerance=tolerance, max_rank=16)
+        self.exact = SketchMonitor.for_module(model, terms, every=1, quasi_newton_every=1,
+                                              backend="exact")
+        self.every = self.quasi_newton_every = 1
+        self.square = [ly for ly in self.adaptive.layers
+                       if self.adaptive.bank_kind(ly) != "exact"
+                       and self.adaptive.layers[ly][0] == self.adaptive.layers[ly][1]]
+        self.rows: list[dict] = []
+
+    def observe(self, step, losses, grads, phase="adam", weights=None):
+        self.adaptive.observe(step, losses, grads, phase, weights)
+        self.exact.observe(step, losses, grads, phase, weights)
+        if (self.adaptive.checks - 1) % self.adaptive.spectral_every:
+            return
+        metrics = self.adaptive.metrics()
+        (shape, rank), = metrics["monitor_rank"].items()
+        truth, optimum = [], []
+        for ly in self.square:
+            for t in self.adaptive.terms:
+                want = self.exact.ema_gradient(ly, t).double()
+                u, sigma, vh = torch.linalg.svd(self.adaptive.ema_gradient(ly, t).double())
+                reading = (u[:, :rank] * sigma[:rank]) @ vh[:rank]
+                norm = torch.linalg.matrix_norm(want)
+                truth.append(float(torch.linalg.matrix_norm(want - reading) / norm))
+                best = torch.linalg.svdvals(want)
+                optimum.append(float(best[rank:].square().sum().sqrt() / norm))
+        banks = self.adaptive.memory()
+        self.rows.append({"phase": phase, "check": self.adaptive.checks - 1, "rank": rank,
+                          "estimate": metrics["monitor_rank_error"][shape],
+                          "true": max(truth), "optimum": max(optimum),
+                          "bank_bytes": banks["banks"] + banks["tests"],
+                          "exact_bytes": banks["exact_state"]})
+
+    def state_dict(self):
+        return {}
+
+    def metrics(self):
+        return {}
+
+
+def adaptive(width: int = 256, tolerances=(0.05, 0.1, 0.2), adam: int = 300,
+             lbfgs: int = 100) -> dict:
+    out = {}
+    points = [f"model.width={width}", "sampling.interior=1000", "sampling.boundary=100",
+              "sampling.initial=100", f"train.eval_every={lbfgs}"]
+    for tolerance in tolerances:
+        holder = {}
+
+        def factory(model, terms):
+            holder["twins"] = AdaptiveTwins(model, terms, tolerance)
+            return holder["twins"]
+
+        trainer = make_trainer(points, None, monitor_factory=factory)
+        tic = time.perf_counter()
+        for _ in range(adam):
+            trainer.adam_step()
+        trainer.lbfgs_chunk(lbfgs)
+        twins = holder["twins"]
+        rows = twins.rows
+        ranks = [r["rank"] for r in rows]
+        fixed = SketchMonitor(twins.adaptive.layers, twins.adaptive.terms).memory()
+        out[tolerance] = {"rows": rows, "seconds": time.perf_counter() - tic}
+        print(f"\nτ = {tolerance}: {len(rows)} spectral evaluations, "
+              f"{out[tolerance]['seconds']:.0f} s; ranks (every 10th evaluation): "
+              f"{ranks[::10]}, final {ranks[-1]}")
+        print("| phase | rank min–max | true error median / worst | optimum median | "
+              "estimate / true median (min–max) | bytes / fixed rank 4 | bytes / exact |")
+        print("|---|---|---|---|---|---|---|")
+        for phase in ("adam", "lbfgs"):
+            mine = [r for r in rows if r["phase"] == phase]
+            if not mine:
+                continue
+            ratio = [r["estimate"] / r["true"] for r in mine if r["true"] > 0
+                     and np.isfinite(r["estimate"])]
+            size = [r["bank_bytes"] for r in mine]
+            print(f"| {phase} | {min(r['rank'] for r in mine)}–{max(r['rank'] for r in mine)}"
+                  f" | {np.median([r['true'] for r in mine]):.3f} / "
+                  f"{max(r['true'] for r in mine):.3f} | "
+                  f"{np.median([r['optimum'] for r in mine]):.3f} | "
+                  f"{np.median(ratio):.2f} ({min(ratio):.2f}–{max(ratio):.2f}) | "
+                  f"{np.median(size) / (fixed['banks'] + fixed['tests']):.2f} | "
+                  f"{np.median(size) / mine[0]['exact_bytes']:.3f} |", flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cost", action="store_true")
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--accuracy", action="store_true")
+    parser.add_argument("--adaptive", action="store_true")
     parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
-    everything = not (args.cost or args.memory or args.accuracy)
+    everything = not (args.cost or args.memory or args.accuracy or args.adaptive)
     torch.set_num_threads(1)
     if args.memory or everything:
         memory()
@@ -242,6 +343,8 @@ def main() -> None:
         cost(args.repeats)
     if args.accuracy or everything:
         accuracy()
+    if args.adaptive or everything:
+        adaptive()
 
 
 if __name__ == "__main__":

@@ -331,7 +331,12 @@ class MonitorConfig:
     ``backend`` ``auto`` keeps each layer's EMA gradient exactly or sketched, whichever is
     smaller. ``curvature_steps`` > 0 adds, at every evaluation, the ``curvature_top``
     largest eigenvalues of each term's loss Hessian by that many Lanczos steps
-    (:mod:`pinnsketch.training.curvature`; metrics key ``hessian_top``)."""
+    (:mod:`pinnsketch.training.curvature`; metrics key ``hessian_top``).
+    ``rank_tolerance`` > 0 makes the sketched layers' rank adaptive within [``rank``,
+    ``max_rank``] (0: 4·rank), steered by the sketches' error probes
+    (:mod:`pinnsketch.monitor.adaptive_rank`; metrics keys ``monitor_rank``,
+    ``monitor_rank_error``), ``rank_patience`` spectral evaluations out of band before a
+    change."""
 
     enabled: bool = False
     rank: int = _option(4, low=1)
@@ -344,6 +349,9 @@ class MonitorConfig:
     history: int = _option(128, low=8)
     curvature_steps: int = _option(0, low=0)
     curvature_top: int = _option(3, low=1)
+    rank_tolerance: float = _option(0.0, low=0.0)
+    max_rank: int = _option(0, low=0)
+    rank_patience: int = _option(3, low=1)
 
 
 @dataclass(frozen=True)

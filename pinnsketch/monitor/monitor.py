@@ -27,11 +27,9 @@ Memory (:meth:`SketchMonitor.memory`; constant in the number of checks): the ban
 shared test matrices, r(d_out + d_in) leading-subspace numbers per pair, and the history
 ``history × (columns + 1)``.
 
-Standalone use on any module with Linear layers (examples/monitor_standalone.py)::
-
-    monitor = SketchMonitor.for_module(net, ("fit", "smooth"), rank=4, every=5)
-    grads = term_gradients({"fit": l_fit, "smooth": l_smooth}, net)   # graph kept
-    monitor.observe(step, {"fit": l_fit.item(), "smooth": l_smooth.item()}, grads)
+Standalone use on any module with Linear layers (:meth:`SketchMonitor.for_module`,
+:func:`~pinnsketch.monitor.gradients.term_gradients`, :meth:`SketchMonitor.observe`):
+``examples/monitor_standalone.py``.
 """
 from __future__ import annotations
 
@@ -41,16 +39,19 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
+from pinnsketch.monitor.adaptive_rank import SketchRanks
 from pinnsketch.monitor.banks import BACKENDS, BankGroup, ThreeSketchBank, choose_bank
 from pinnsketch.monitor.gradients import linear_layers
 from pinnsketch.monitor.history import (SPECTRAL_STATS, DecimatedHistory, MonitorHistory,
                                         history_columns)
-from pinnsketch.monitor.statistics import alignment_score, effective_rank, largest_angle
+from pinnsketch.monitor.statistics import effective_rank, imbalance_ratios, term_cosines
 from pinnsketch.sketch.three_sketch import sketch_sizes
 
 __all__ = ["SketchMonitor"]
 
-STATE_VERSION = 3
+STATE_VERSION = 4
+READABLE_VERSIONS = (3, 4)
+ERROR_PROBES = 4  # Gaussian probes per stream for an adaptive rank's error estimate
 
 
 def _nbytes(tensors: Sequence[torch.Tensor]) -> int:
@@ -74,6 +75,9 @@ class SketchMonitor:
             fewer numbers), ``"exact"`` or ``"three_sketch"`` everywhere.
         history: rows of the decimated history (even, ≥ 8).
         seed: seeds the shared Gaussian test matrices.
+        rank_tolerance: > 0 makes the sketched banks' rank adaptive within [rank,
+            max_rank] (:mod:`pinnsketch.monitor.adaptive_rank`; 4 error probes per stream);
+            0 keeps rank. rank_patience: spectral evaluations out of band before a change.
         dtype: precision of the banks and spectral work (float32 by default: monitoring
             needs no more, and it halves the memory); exact scalars use the gradients'
             precision.
@@ -88,18 +92,22 @@ class SketchMonitor:
                  rank: int = 4, beta: float = 0.9, every: int = 10,
                  quasi_newton_every: int = 10, backend: str = "auto", history: int = 256,
                  seed: int = 0, dtype: torch.dtype = torch.float32,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", rank_tolerance: float = 0.0,
+                 max_rank: int | None = None, rank_patience: int = 3):
         if backend not in BACKENDS:
             raise ValueError(f"monitor backend: got {backend!r} (allowed: {', '.join(BACKENDS)})")
         if not terms or len(set(terms)) != len(terms):
             raise ValueError(f"monitor terms: got {tuple(terms)!r}, need distinct names")
         if not layers:
             raise ValueError("monitor layers: got none, need at least one Linear layer")
-        for name, value, ok in (("rank", rank, rank >= 1), ("every", every, every >= 1),
-                                ("quasi_newton_every", quasi_newton_every,
-                                 quasi_newton_every >= 0),
-                                ("beta", beta, 0.0 <= beta < 1.0),
-                                ("history", history, history >= 8 and history % 2 == 0)):
+        for name, value, ok in (
+                ("rank", rank, rank >= 1), ("every", every, every >= 1),
+                ("quasi_newton_every", quasi_newton_every, quasi_newton_every >= 0),
+                ("beta", beta, 0.0 <= beta < 1.0),
+                ("history", history, history >= 8 and history % 2 == 0),
+                ("rank_tolerance", rank_tolerance, 0.0 <= rank_tolerance < math.inf),
+                ("max_rank", max_rank, max_rank is None or max_rank >= rank),
+                ("rank_patience", rank_patience, rank_patience >= 1)):
             if not ok:
                 raise ValueError(f"monitor {name}: got {value!r}, out of range")
         self.layers = {name: (int(m), int(n)) for name, (m, n) in layers.items()}
@@ -107,6 +115,8 @@ class SketchMonitor:
         self.rank, self.beta, self.every = rank, float(beta), every
         self.quasi_newton_every = quasi_newton_every
         self.backend, self.seed, self.dtype = backend, seed, dtype
+        self.rank_tolerance, self.rank_patience = float(rank_tolerance), rank_patience
+        self.max_rank = rank if not rank_tolerance else (max_rank or 4 * rank)
         self.device = torch.device(device)
         self.reference = "pde" if "pde" in self.terms else self.terms[0]
         # Ḡ changes on the time scale 1/(1−β) checks; two readings per time scale.
@@ -128,11 +138,12 @@ class SketchMonitor:
             by_shape.setdefault(shape, []).append(i)
         kinds = {(m, n): choose_bank(backend, m, n, min(rank, m, n)) for m, n in by_shape}
         sketched = [shape for shape, kind in kinds.items() if kind is ThreeSketchBank]
-        k_max, s_max = sketch_sizes(rank, "rol")
+        k_max, s_max = sketch_sizes(self.max_rank, "rol")  # room for the largest rank
+        probes = ERROR_PROBES if rank_tolerance else 0
         self._tests: tuple[torch.Tensor, ...] = ()
         if sketched:
             generator = torch.Generator().manual_seed(seed)
-            draw = lambda cols: torch.randn(k_max + s_max, cols, generator=generator,
+            draw = lambda cols: torch.randn(k_max + s_max + probes, cols, generator=generator,
                                             dtype=torch.float64).to(self.device, dtype)
             self._tests = (draw(max(m for m, _ in sketched)), draw(max(n for _, n in sketched)))
         # 2. One bank per weight shape, rows ordered (layer, term).
@@ -140,8 +151,10 @@ class SketchMonitor:
         for (m, n), indices in by_shape.items():
             r = min(rank, m, n)
             bank = kinds[m, n](len(indices) * n_terms, m, n, r, self.beta, self._tests, k_max,
-                               dtype, self.device)
+                               dtype, self.device, probes)
             self._groups.append(BankGroup((m, n), indices, bank, r, n_terms, dtype, self.device))
+        self._sketch_ranks = (SketchRanks(self._groups, rank, self.max_rank, rank_tolerance,
+                                          rank_patience) if rank_tolerance else None)
         # Position of layer i in the concatenation of the groups' layers.
         order = [i for group in self._groups for i in group.layers]
         self._unsort = torch.tensor([order.index(i) for i in range(len(shapes))],
@@ -222,36 +235,15 @@ class SketchMonitor:
         self.last_step = step
         values = [torch.tensor(loss_values, dtype=torch.float64, device=self.device),
                   square.sqrt().reshape(-1)]
-        values += self._imbalance(amax_t, amean_t) + self._alignment(gram)
+        if self._others:
+            values += imbalance_ratios(amax_t, amean_t, self._ref, self._others, self._numel)
+        if len(self._pair_a):
+            values += term_cosines(gram, self._pair_a, self._pair_b)
         # 3. Spectral statistics of Ḡ, every spectral_every checks.
         if (self.checks - 1) % self.spectral_every == 0:
             self._spectral_update()
         values.append(self._spectral)
         self.history.add(step, torch.cat(values))
-
-    def _imbalance(self, amax: torch.Tensor, amean: torch.Tensor) -> list[torch.Tensor]:
-        """Wang et al. λ̂ = max|∇L_ref| / mean|∇L_τ|: per layer (L, T−1), network-wide (T−1)."""
-        if not self._others:
-            return []
-        others = amean[:, self._others]
-        per_layer = amax[:, self._ref:self._ref + 1] / others.clamp_min(1e-300)
-        overall_mean = (others * self._numel[:, None]).sum(0) / self._numel.sum()
-        return [per_layer.reshape(-1), amax[:, self._ref].max() / overall_mean.clamp_min(1e-300)]
-
-    def _alignment(self, gram: torch.Tensor) -> list[torch.Tensor]:
-        """cos(vec G_a, vec G_b) per layer (L, P) and network-wide (P), then the alignment
-        score of all terms per layer (L) and network-wide (1); nothing for one term."""
-        if not len(self._pair_a):
-            return []
-
-        def cosines(g: torch.Tensor) -> torch.Tensor:               # (..., T, T)
-            norms = torch.diagonal(g, dim1=-2, dim2=-1).clamp_min(1e-300).sqrt()
-            return g / (norms[..., :, None] * norms[..., None, :])
-
-        per_layer, network = cosines(gram), cosines(gram.sum(0))
-        pick = lambda c: c[..., self._pair_a, self._pair_b]
-        return [pick(per_layer).reshape(-1), pick(network),
-                alignment_score(per_layer), alignment_score(network).reshape(1)]
 
     def _spectral_update(self) -> None:
         """Read Ḡ's spectra: EMA norm, SNR, effective rank, drift and subspace angles."""
@@ -259,24 +251,15 @@ class SketchMonitor:
         ema_norm, erank, drift, angle = [], [], [], []
         for group in self._groups:
             sigma, u, v = group.bank.spectrum()                      # batched over (layer, term)
-            r, n_layers, count = group.rank, len(group.layers), sigma.shape[0]
+            if self._sketch_ranks is not None:  # may resize the bank for the next checks
+                self._sketch_ranks.observe(group, sigma, u, v)
+            r, n_layers = group.rank, len(group.layers)
             u, v = u[..., :r], v[..., :r]
             ema_norm.append(sigma.square().sum(-1).sqrt().reshape(n_layers, n_terms))
             erank.append(effective_rank(sigma[..., :r]).reshape(n_layers, n_terms))
-            # One batched angle computation per side: (previous, term a) against (current,
-            # term b) — the drift of every (layer, term), then every pair of terms of a layer.
-            first = (torch.cat([group.left, u[group.pair_a]]),
-                     torch.cat([group.right, v[group.pair_a]]))
-            second = (torch.cat([u, u[group.pair_b]]), torch.cat([v, v[group.pair_b]]))
-            angles = torch.maximum(largest_angle(first[0], second[0]),
-                                   largest_angle(first[1], second[1]))
-            moved = angles[:count] if group.has_previous else torch.full_like(angles[:count],
-                                                                              math.nan)
+            moved, angles = group.move_to(u, v)
             drift.append(moved.reshape(n_layers, n_terms))
-            angle.append(angles[count:].reshape(n_layers, n_pairs))
-            group.left.copy_(u)
-            group.right.copy_(v)
-            group.has_previous = True
+            angle.append(angles.reshape(n_layers, n_pairs))
         stack = lambda parts: torch.cat(parts).to(torch.float64)[self._unsort]
         ema_norm, erank, drift = stack(ema_norm), stack(erank), stack(drift)
         rms = (self._sq_ema / (1.0 - self.beta ** self.checks)).sqrt()
@@ -302,25 +285,26 @@ class SketchMonitor:
         """``"exact"`` or ``"three_sketch"``: how ``layer``'s EMA gradients are kept."""
         return self._slot(layer, self.terms[0])[0].bank.kind
 
+    def _read(self, layer: str, term: str) -> tuple[torch.Tensor, ...]:
+        group, row = self._slot(layer, term)
+        sigma, u, v = group.bank.spectrum()
+        return sigma[row], u[row], v[row], group.rank
+
     def ema_spectrum(self, layer: str, term: str) -> torch.Tensor:
         """Singular values of the bias-corrected EMA gradient Ḡ, read now: all min(m, n) of
         an exact bank, the sketch's k estimates of a sketched one."""
-        group, row = self._slot(layer, term)
-        return group.bank.spectrum()[0][row]
+        return self._read(layer, term)[0]
 
     def ema_gradient(self, layer: str, term: str) -> torch.Tensor:
         """Ḡ (d_out × d_in) as the monitor knows it now: exact, or the sketch's estimate
         Â = U Σ Vᵀ (what every spectral statistic of a sketched layer is computed from)."""
-        group, row = self._slot(layer, term)
-        sigma, u, v = group.bank.spectrum()
-        return (u[row] * sigma[row]) @ v[row].mT
+        sigma, u, v, _ = self._read(layer, term)
+        return (u * sigma) @ v.mT
 
     def leading_subspaces(self, layer: str, term: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Leading left (d_out × r) and right (d_in × r) singular vectors of Ḡ, read now."""
-        group, row = self._slot(layer, term)
-        _, u, v = group.bank.spectrum()
-        r = group.rank
-        return u[row, :, :r], v[row, :, :r]
+        _, u, v, r = self._read(layer, term)
+        return u[:, :r], v[:, :r]
 
     def memory(self) -> dict[str, Any]:
         """Bytes held, by part, beside those of the exact EMA state they stand for.
@@ -345,8 +329,7 @@ class SketchMonitor:
         layers = {}
         for name, (m, n) in self.layers.items():
             group = self._slot(name, self.terms[0])[0]
-            layers[name] = {"bank": group.bank.kind,
-                            "numbers_per_pair": group.bank.numbers(m, n, group.rank),
+            layers[name] = {"bank": group.bank.kind, "numbers_per_pair": group.bank.held(),
                             "exact_numbers_per_pair": m * n}
         return {**parts, "total": sum(parts.values()), "exact_state": exact, "layers": layers}
 
@@ -361,7 +344,13 @@ class SketchMonitor:
                 "rank": self.rank, "beta": self.beta, "every": self.every,
                 "quasi_newton_every": self.quasi_newton_every, "backend": self.backend,
                 "history": self.history.capacity, "seed": self.seed,
-                "dtype": str(self.dtype).removeprefix("torch.")}
+                "dtype": str(self.dtype).removeprefix("torch."),
+                "rank_tolerance": self.rank_tolerance, "max_rank": self.max_rank,
+                "rank_patience": self.rank_patience}
+
+    def metrics(self) -> dict[str, Any]:
+        """The adaptive sketch ranks and their last error estimates (empty when fixed)."""
+        return {} if self._sketch_ranks is None else self._sketch_ranks.metrics()
 
     def state_dict(self) -> dict[str, Any]:
         """Everything an exact resume needs (tensors cloned) and the constructor config."""
@@ -375,6 +364,8 @@ class SketchMonitor:
                         "left": g.left.clone(), "right": g.right.clone()}
                        for g in self._groups],
             "history": self.history.state_dict(),
+            "sketch_ranks": (None if self._sketch_ranks is None
+                             else self._sketch_ranks.state_dict()),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -384,10 +375,13 @@ class SketchMonitor:
         Raises:
             ValueError: if the saved configuration differs (layers, terms, sizes, backend).
         """
-        if state.get("version") != STATE_VERSION:
+        if state.get("version") not in READABLE_VERSIONS:
             raise ValueError(f"monitor state version {state.get('version')!r}, this pinnsketch "
-                             f"reads version {STATE_VERSION} (saved by another release)")
-        saved, mine = dict(state["config"]), self.config_dict()
+                             f"reads versions {READABLE_VERSIONS} (saved by another release)")
+        # Version 3 predates the adaptive rank: its monitors kept their rank.
+        saved = {"rank_tolerance": 0.0, "max_rank": state["config"]["rank"],
+                 "rank_patience": 3, **state["config"]}
+        mine = self.config_dict()
         for cadence in ("every", "quasi_newton_every"):
             saved.pop(cadence, None)
             mine.pop(cadence)
@@ -407,6 +401,8 @@ class SketchMonitor:
             group.left.copy_(saved_group["left"])
             group.right.copy_(saved_group["right"])
         self.history.load_state_dict(state["history"])
+        if self._sketch_ranks is not None:
+            self._sketch_ranks.load_state_dict(state["sketch_ranks"])
 
     @classmethod
     def from_state_dict(cls, state: Mapping[str, Any]) -> "SketchMonitor":

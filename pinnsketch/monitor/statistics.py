@@ -38,7 +38,8 @@ from __future__ import annotations
 import math
 import torch
 
-__all__ = ["alignment_score", "effective_rank", "largest_angle"]
+__all__ = ["alignment_score", "effective_rank", "imbalance_ratios", "largest_angle",
+           "term_cosines"]
 
 _TINY = 1e-30  # guards divisions by an exactly-zero norm (an unused layer or a solved term)
 
@@ -81,3 +82,30 @@ def alignment_score(cosines: torch.Tensor) -> torch.Tensor:
     """
     t = cosines.shape[-1]
     return 2.0 * cosines.sum((-1, -2)) / (t * t) - 1.0
+
+
+def imbalance_ratios(amax: torch.Tensor, amean: torch.Tensor, reference: int,
+                     others: list[int], numel: torch.Tensor) -> list[torch.Tensor]:
+    """Wang et al.'s λ̂ = max|∇L_ref| / mean|∇L_τ| from per-layer max and mean of |G|
+    ``(L, T)``: per layer ``(L·(T−1),)`` and network-wide ``(T−1,)`` (layer means weighted
+    by their ``numel`` (L,))."""
+    rest = amean[:, others]
+    per_layer = amax[:, reference:reference + 1] / rest.clamp_min(1e-300)
+    overall_mean = (rest * numel[:, None]).sum(0) / numel.sum()
+    return [per_layer.reshape(-1), amax[:, reference].max() / overall_mean.clamp_min(1e-300)]
+
+
+def term_cosines(gram: torch.Tensor, pair_a: torch.Tensor,
+                 pair_b: torch.Tensor) -> list[torch.Tensor]:
+    """From per-layer Gram matrices of the terms' flattened gradients ``(L, T, T)``:
+    cos(vec G_a, vec G_b) of the pairs ``(pair_a, pair_b)`` per layer ``(L·P,)`` and
+    network-wide ``(P,)``, then the alignment score per layer ``(L,)`` and network-wide
+    ``(1,)``."""
+    def cosines(g: torch.Tensor) -> torch.Tensor:                   # (..., T, T)
+        norms = torch.diagonal(g, dim1=-2, dim2=-1).clamp_min(1e-300).sqrt()
+        return g / (norms[..., :, None] * norms[..., None, :])
+
+    per_layer, network = cosines(gram), cosines(gram.sum(0))
+    pick = lambda c: c[..., pair_a, pair_b]
+    return [pick(per_layer).reshape(-1), pick(network),
+            alignment_score(per_layer), alignment_score(network).reshape(1)]

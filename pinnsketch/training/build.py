@@ -83,7 +83,10 @@ def build_monitor(config: MonitorConfig, model: torch.nn.Module, terms: Sequence
     return SketchMonitor.for_module(model, chosen, layers=config.layers, rank=config.rank,
                                     beta=config.beta, every=config.every,
                                     quasi_newton_every=config.quasi_newton_every,
-                                    backend=config.backend, history=history, seed=seed)
+                                    backend=config.backend, history=history, seed=seed,
+                                    rank_tolerance=config.rank_tolerance,
+                                    max_rank=config.max_rank or None,
+                                    rank_patience=config.rank_patience)
 
 
 def build_trainer(config: RunConfig, distributed: DistributedContext | None = None, *,

@@ -18,6 +18,7 @@ from pinnsketch.errors import ConfigError
 from pinnsketch.architectures import build_network
 from pinnsketch.low_rank import replace_square_linears
 from pinnsketch.model import embedding_width
+from pinnsketch.monitor.banks import ThreeSketchBank, choose_bank
 from pinnsketch.problems import TERM_MEASURES, Problem, resolve_problem_class
 from pinnsketch.training.curriculum import Curriculum
 
@@ -134,6 +135,7 @@ def check_config(config: RunConfig, problem: Problem | None = None) -> None:
                           f"[0, {n_layers - 1}] for a {config.model.type} of depth "
                           f"{config.model.depth} ({n_layers} Linear layers)")
     _check_dense_hessian(config, problem)
+    _check_monitor_rank(config, problem)
     if config.monitor.curvature_steps and not config.monitor.enabled:
         raise ConfigError(f"monitor.curvature_steps: got {config.monitor.curvature_steps}, but "
                           f"the monitor is off; set monitor.enabled: true (or 0 steps)")
@@ -311,6 +313,27 @@ def parameter_count(config: RunConfig, problem: Problem) -> int:
     coefficients."""
     counted = sum(p.numel() for p in network(config, problem).parameters())
     return counted + sum(p.numel() for p in problem.parameters())
+
+
+def _check_monitor_rank(config: RunConfig, problem: Problem) -> None:
+    monitor = config.monitor
+    if not monitor.rank_tolerance:
+        return
+    if monitor.max_rank and monitor.max_rank < monitor.rank:
+        raise ConfigError(f"monitor.max_rank: got {monitor.max_rank}, must be >= monitor.rank "
+                          f"({monitor.rank}) (or 0: 4·rank)")
+    layers = network(config, problem).linear_layers
+    chosen = [layers[i] for i in monitor.layers] or layers
+    shapes = {tuple(layer.weight.shape) for layer in chosen}
+    high = monitor.max_rank or 4 * monitor.rank
+    if not any(choose_bank(monitor.backend, m, n, min(monitor.rank, m, n)) is ThreeSketchBank
+               and min(high, m, n) > min(monitor.rank, m, n) for m, n in shapes):
+        raise ConfigError(
+            f"monitor.rank_tolerance: got {monitor.rank_tolerance}, but no monitored layer is "
+            f"sketched with room above monitor.rank (backend {monitor.backend!r}, shapes "
+            f"{', '.join(f'{m}x{n}' for m, n in sorted(shapes))}: the EMA gradients are kept "
+            f"exactly, or min(m, n) is reached); set monitor.backend: three_sketch on wider "
+            f"layers, or leave rank_tolerance 0")
 
 
 def _check_dense_hessian(config: RunConfig, problem: Problem) -> None:

@@ -158,10 +158,11 @@ class Trainer:
 
     def metrics(self) -> dict[str, object]:
         """Training quantities for the metrics record, where on: the last causal weights,
-        adaptive loss weights, attention, low-rank ranks, the sketched-gradient rank."""
+        adaptive loss weights, attention, low-rank ranks, the sketched-gradient rank, the
+        monitor's adaptive sketch ranks."""
         record = {}
         for part in (self.causal, self.balancer, self.attention, self.low_rank,
-                     self.sketched_data):
+                     self.sketched_data, self.monitor):
             if part is not None:
                 record |= part.metrics()
         return record
