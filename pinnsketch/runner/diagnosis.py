@@ -7,14 +7,14 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from pinnsketch.diagnosis import diagnose, render_report, report_data
+from pinnsketch.diagnosis import Finding, Thresholds, diagnose, render_report, report_data
 from pinnsketch.errors import ConfigError
 from pinnsketch.monitor import SketchMonitor
 from pinnsketch.plots import monitor_figures
 from pinnsketch.runner.resume import saved_config
 from pinnsketch.runner.run_dir import RunDir
 
-__all__ = ["diagnose_run", "monitor_summary", "write_report"]
+__all__ = ["diagnose_run", "monitor_summary", "run_findings", "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,26 @@ def diagnose_run(run_dir: str | Path) -> str:
         ConfigError: not a run folder, or the run was not monitored.
     """
     folder = RunDir(run_dir)
+    return write_report(folder.path, _saved_monitor(folder), folder.read_metrics())
+
+
+def run_findings(run_dir: str | Path, thresholds: Thresholds = Thresholds()) -> list[Finding]:
+    """The findings of a monitored run folder under ``thresholds``, written nowhere (to
+    judge other thresholds on finished runs: the diagnosis suite's calibration).
+
+    Raises:
+        ConfigError: not a run folder, or the run was not monitored.
+    """
+    folder = RunDir(run_dir)
+    history = _saved_monitor(folder).history_view()
+    config = saved_config(folder)
+    return diagnose(history, history.weights_in_force(dict(config.train.weights)), thresholds,
+                    metrics=folder.read_metrics(), summary=folder.read_summary(),
+                    causal_chunks=config.train.causal.chunks)
+
+
+def _saved_monitor(folder: RunDir) -> SketchMonitor:
+    run_dir = folder.path
     windows = sorted(p.name for p in folder.path.glob("window-*") if p.is_dir())
     if not folder.checkpoint_path.is_file() and windows:
         raise ConfigError(f"{run_dir}: a sequence-to-sequence run; each window is diagnosed "
@@ -91,4 +111,4 @@ def diagnose_run(run_dir: str | Path) -> str:
     if state is None:
         raise ConfigError(f"{run_dir}: the run was not monitored (no monitor state in its "
                           f"checkpoint; train with monitor.enabled: true)")
-    return write_report(folder.path, SketchMonitor.from_state_dict(state), folder.read_metrics())
+    return SketchMonitor.from_state_dict(state)

@@ -1,0 +1,307 @@
+"""The diagnosis validated on runs it was not tuned on: failure scenarios from the
+literature and healthy runs, thresholds calibrated on some seeds and judged on others.
+
+    python benchmarks/diagnosis_suite.py train     [--seeds 0 1 2 3 4] [--only NAME ...] [--jobs 2]
+    python benchmarks/diagnosis_suite.py calibrate [--seeds 0 1]      # writes thresholds.json
+    python benchmarks/diagnosis_suite.py evaluate  [--seeds 2 3 4] [--thresholds FILE]
+    python benchmarks/diagnosis_suite.py loso      [--calibrate 0 1] [--seeds 2 3 4]
+    python benchmarks/diagnosis_suite.py remedy    [--seeds 2]
+
+``train`` runs every scenario and healthy run (monitored) into ``--out`` (default
+``runs/diagnosis``, one folder per run, finished ones reused). The diagnosis never sees the
+reference solution; rel L2 only labels a run (a failure scenario must fail, a healthy run
+must not) and judges remedies.
+
+Calibration (``calibrate``): each mechanism has one decision threshold (:data:`PARAMETERS`,
+a field of :class:`pinnsketch.diagnosis.Thresholds`) and a grid of values ordered from least
+to most sensitive. Each run is re-diagnosed from its folder at every grid value (cheap: the
+monitor's history, metrics and summary). A value is *feasible* when no healthy calibration
+run gets a finding of that mechanism; among the feasible values those detecting the most
+calibration runs of the mechanism's scenarios win, and of those the middle one (a margin
+on both sides). The other thresholds stay at their defaults while one is calibrated.
+``thresholds.json`` records the values, the seeds, the git commit and every count.
+
+``evaluate`` re-diagnoses held-out runs under the frozen thresholds: per mechanism the
+scenario runs where it was detected, missed, and the healthy runs where it fired (false
+positives); ``loso`` calibrates without one scenario's runs and tests on them;
+``remedy`` trains each detected held-out scenario run again with its remedies
+(:func:`pinnsketch.runner.remedy.rerun_with_remedies`) and reports rel L2 before and after.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+import pinnsketch
+from pinnsketch.diagnosis import Thresholds
+from pinnsketch.runner.diagnosis import diagnose_run, run_findings
+from pinnsketch.runner.parallel import in_processes
+from pinnsketch.runner.remedy import rerun_with_remedies
+from pinnsketch.runner.run_dir import RunDir
+
+ROOT = Path(__file__).resolve().parents[1]
+MONITOR = ["monitor.enabled=true", "monitor.every=10", "monitor.history=128",
+           "output.progress=false", "output.plots=false"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """A run of the suite: a shipped config, its overrides, the mechanism it exhibits (None:
+    healthy) and where that failure is described."""
+
+    config: str
+    overrides: tuple[str, ...]
+    mechanism: str | None
+    source: str = ""
+
+
+ADAM_ONLY = ("train.lbfgs_steps=0",)
+# The failure scenarios, one mechanism each (set-ups after the cited papers).
+SCENARIOS = {
+    "helmholtz_soft": Case("helmholtz2d", ADAM_ONLY + (
+        "model.hard_constraints=false", "train.adam_steps=3000", "sampling.interior=1000",
+        "sampling.boundary=200"), "imbalance",
+        "Wang, Teng & Perdikaris 2021: soft boundary conditions, equal weights"),
+    "burgers_weighted_out": Case("burgers_stalled", (), "trivial_solution",
+                                 "Rohrhofer et al. 2023: constraints weighted 1e-4"),
+    "convection_adam": Case("convection", ADAM_ONLY + ("train.adam_steps=3000",),
+                            "stagnation", "Krishnapriyan et al. 2021, Rathore et al. 2024: "
+                                          "β = 40 by first-order training"),
+    "allen_cahn_adam": Case("allen_cahn", ADAM_ONLY + ("train.adam_steps=3000",),
+                            "causality", "Wang, Sankaran & Perdikaris 2024"),
+    "deep_tanh": Case("burgers_healthy", ("model.depth=24", "model.width=16",
+                                          "model.init=normal", "train.adam_steps=2000"),
+                      "vanishing", "Glorot & Bengio 2010: a deep tanh network"),
+    "burgers_lbfgs_float32": Case("burgers_lbfgs", (
+        "train.dtype=float32", "train.adam_steps=500", "train.lbfgs_steps=3000"),
+        "optimizer_stall", "Rathore et al. 2024: L-BFGS line searches stop early"),
+    "wave_soft": Case("wave", ADAM_ONLY + ("train.adam_steps=3000",), "conflict",
+                      "Wang, Bhartari, Li & Perdikaris 2025: opposed pde and ic_t gradients"),
+    "heat_high_lr": Case("heat", ADAM_ONLY + ("train.adam_steps=1500", "train.lr=0.05",
+                                              "model.hard_constraints=false"), "exploding",
+                         "Pascanu et al. 2013: a step size above the stable one"),
+}
+# Healthy runs: shipped configs at a shorter budget (they converge; nothing should fire).
+SCALE = ("train.steps_scale=0.5",)
+HEALTHY = {name: Case(name, SCALE, None) for name in (
+    "burgers", "poisson", "heat", "convection", "reaction", "helmholtz2d", "klein_gordon",
+    "kovasznay", "burgers_healthy")}
+# Held-out variants: another width and depth of every case.
+VARIANTS = {"": (), "w48": ("model.width=48",), "d3": ("model.depth=3",)}
+
+# mechanism -> (Thresholds field, grid from least to most sensitive)
+PARAMETERS = {
+    "imbalance": ("dominance", tuple(np.geomspace(100, 2, 15))),
+    "trivial_solution": ("stuck", tuple(np.geomspace(0.01, 0.5, 15))),
+    "vanishing": ("elasticity", tuple(np.geomspace(1e-6, 1e-1, 16))),
+    "exploding": ("layer_ratio", tuple(np.geomspace(1e5, 10, 13))),
+    "stagnation": ("collapse", tuple(np.geomspace(1e-5, 1e-1, 13))),
+    "conflict": ("conflict", tuple(np.linspace(-0.95, 0.0, 20))),
+    "causality": ("causality", tuple(np.geomspace(100, 1.5, 15))),
+    "optimizer_stall": ("stall_gradient", tuple(np.geomspace(1e-2, 1e-9, 15))),
+}
+
+
+def runs(seeds: Sequence[int], only: Sequence[str] = (), variants: Sequence[str] = ("",)
+         ) -> dict[str, tuple[Case, int, str]]:
+    """``{folder name: (case, seed, variant)}`` of the suite (``only``: those cases)."""
+    cases = {**SCENARIOS, **HEALTHY}
+    chosen = {name: case for name, case in cases.items() if not only or name in only}
+    return {f"{name}{'-' + v if v else ''}-s{seed}": (case, seed, v)
+            for name, case in chosen.items() for v in variants for seed in seeds}
+
+
+def _train_one(case: Case, seed: int, variant: str, folder: Path) -> dict:
+    overrides = [*case.overrides, *VARIANTS[variant], *MONITOR, f"train.seed={seed}"]
+    config = pinnsketch.load_config(ROOT / "problems" / f"{case.config}.yaml", overrides)
+    resume = RunDir(folder).checkpoint_path.is_file()
+    run = pinnsketch.train(config, resume=folder) if resume else pinnsketch.train(config,
+                                                                                   out=folder)
+    return {"folder": str(folder), "rel_l2": run.summary.get("rel_l2")}
+
+
+def train(args: argparse.Namespace) -> None:
+    chosen = runs(args.seeds, args.only, args.variants)
+    calls = [(case, seed, v, args.out / name) for name, (case, seed, v) in chosen.items()]
+    for _, row in in_processes(_train_one, calls, args.jobs):
+        print(f"{Path(row['folder']).name}: rel L2 {row['rel_l2']:.3g}", flush=True)
+
+
+def _kinds(folder: Path, thresholds: Thresholds) -> set[str]:
+    return {f.kind for f in run_findings(folder, thresholds)}
+
+
+def decisions(folders: dict[str, Path], mechanism: str) -> dict[str, list[bool]]:
+    """For each run, whether ``mechanism`` is found at each value of its grid."""
+    field, grid = PARAMETERS[mechanism]
+    return {name: [mechanism in _kinds(folder, dataclasses.replace(Thresholds(),
+                                                                    **{field: value}))
+                   for value in grid] for name, folder in folders.items()}
+
+
+def choose(found: dict[str, list[bool]], positives: Sequence[str], negatives: Sequence[str],
+           grid: Sequence[float]) -> tuple[float | None, int]:
+    """The grid value detecting the most ``positives`` with no ``negatives`` (the middle of
+    the best feasible values), and how many it detects; (None, 0) if no value is feasible.
+
+    ``found[run][i]``: the mechanism is found in ``run`` at ``grid[i]``.
+    """
+    feasible = [i for i in range(len(grid)) if not any(found[n][i] for n in negatives)]
+    if not feasible:
+        return None, 0
+    hits = {i: sum(found[p][i] for p in positives) for i in feasible}
+    best = max(hits.values())
+    tied = [i for i in feasible if hits[i] == best]
+    return float(grid[tied[len(tied) // 2]]), best
+
+
+def calibrate_on(folders: dict[str, Path], labels: dict[str, str | None],
+                 skip: str | None = None) -> dict[str, dict]:
+    """Per mechanism: the chosen threshold and its counts on these runs (``skip``: leave out
+    that scenario's runs)."""
+    out = {}
+    for mechanism, (field, grid) in PARAMETERS.items():
+        kept = {n: f for n, f in folders.items() if not skip or not n.startswith(skip + "-")}
+        found = decisions(kept, mechanism)
+        positives = [n for n in kept if labels[n] == mechanism]
+        negatives = [n for n in kept if labels[n] is None]
+        value, hits = choose(found, positives, negatives, grid)
+        out[mechanism] = {"field": field, "value": value, "default": getattr(Thresholds(), field),
+                          "detected": hits, "scenario_runs": len(positives),
+                          "healthy_runs": len(negatives)}
+    return out
+
+
+def _collect(args: argparse.Namespace, seeds: Sequence[int]) -> tuple[dict, dict]:
+    chosen = runs(seeds, args.only, args.variants)
+    folders = {n: args.out / n for n in chosen if (args.out / n / "summary.json").is_file()}
+    labels = {n: chosen[n][0].mechanism for n in folders}
+    missing = sorted(set(chosen) - set(folders))
+    if missing:
+        print(f"not trained yet (left out): {', '.join(missing)}")
+    return folders, labels
+
+
+def calibrate(args: argparse.Namespace) -> None:
+    folders, labels = _collect(args, args.seeds)
+    table = calibrate_on(folders, labels)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    record = {"commit": commit, "seeds": list(args.seeds), "mechanisms": table}
+    args.thresholds.write_text(json.dumps(record, indent=2) + "\n")
+    print("| mechanism | threshold | default | calibrated | detected / scenario runs | "
+          "healthy runs |\n|---|---|---|---|---|---|")
+    for mechanism, row in table.items():
+        value = "none feasible" if row["value"] is None else f"{row['value']:.3g}"
+        print(f"| {mechanism} | {row['field']} | {row['default']:.3g} | {value} | "
+              f"{row['detected']} / {row['scenario_runs']} | {row['healthy_runs']} |")
+
+
+def frozen(path: Path) -> Thresholds:
+    """The thresholds of a ``calibrate`` record (a mechanism without a feasible value keeps
+    its default)."""
+    table = json.loads(path.read_text())["mechanisms"]
+    return dataclasses.replace(Thresholds(), **{row["field"]: row["value"]
+                                                for row in table.values()
+                                                if row["value"] is not None})
+
+
+def confusion(found: dict[str, set[str]], labels: dict[str, str | None]) -> dict[str, dict]:
+    """Per mechanism: scenario runs detected and missed, healthy runs it fired on, and the
+    other scenarios' runs it fired on."""
+    table = {}
+    for mechanism in PARAMETERS:
+        mine = [n for n, label in labels.items() if label == mechanism]
+        table[mechanism] = {
+            "detected": sum(mechanism in found[n] for n in mine),
+            "missed": sum(mechanism not in found[n] for n in mine),
+            "false_positives": sum(mechanism in found[n] for n, lb in labels.items()
+                                   if lb is None),
+            "in_other_scenarios": sum(mechanism in found[n] for n, lb in labels.items()
+                                      if lb not in (None, mechanism))}
+    return table
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    folders, labels = _collect(args, args.seeds)
+    thresholds = frozen(args.thresholds) if args.thresholds.is_file() else Thresholds()
+    found = {n: _kinds(f, thresholds) for n, f in folders.items()}
+    for name in sorted(found):
+        summary = json.loads((folders[name] / "summary.json").read_text())
+        print(f"{name}: rel L2 {summary['rel_l2']:.3g}, expected {labels[name]}, found "
+              f"{', '.join(sorted(found[name])) or 'nothing'}")
+    _print_confusion(confusion(found, labels))
+
+
+def _print_confusion(table: dict[str, dict]) -> None:
+    print("| mechanism | detected | missed | false positives (healthy) | "
+          "fired on other scenarios |\n|---|---|---|---|---|")
+    for mechanism, row in table.items():
+        print(f"| {mechanism} | {row['detected']} | {row['missed']} | "
+              f"{row['false_positives']} | {row['in_other_scenarios']} |")
+
+
+def loso(args: argparse.Namespace) -> None:
+    calibration, labels_c = _collect(args, args.calibrate)
+    held, labels_h = _collect(args, args.seeds)
+    print("| left out | mechanism | threshold without it | detected on its held-out runs |"
+          "\n|---|---|---|---|")
+    for name, case in SCENARIOS.items():
+        table = calibrate_on(calibration, labels_c, skip=name)
+        row = table[case.mechanism]
+        thresholds = (dataclasses.replace(Thresholds(), **{row["field"]: row["value"]})
+                      if row["value"] is not None else Thresholds())
+        mine = [n for n in held if n.startswith(name + "-")]
+        detected = sum(case.mechanism in _kinds(held[n], thresholds) for n in mine)
+        value = "none feasible" if row["value"] is None else f"{row['value']:.3g}"
+        print(f"| {name} | {case.mechanism} | {row['field']} = {value} | "
+              f"{detected} / {len(mine)} |")
+
+
+def remedy(args: argparse.Namespace) -> None:
+    folders, labels = _collect(args, args.seeds)
+    thresholds = frozen(args.thresholds) if args.thresholds.is_file() else Thresholds()
+    print("| run | mechanism | found | remedy | rel L2 before | after | ratio |\n"
+          "|---|---|---|---|---|---|---|")
+    for name, folder in sorted(folders.items()):
+        if labels[name] is None or labels[name] not in _kinds(folder, thresholds):
+            continue
+        diagnose_run(folder)  # its diagnosis.json, as a user has it
+        out = folder.with_name(folder.name + "-remedied")
+        done = out / "remedy.json"
+        result = (json.loads(done.read_text()) if done.is_file()
+                  else rerun_with_remedies(folder, out))
+        before, after = result["rel_l2_before"], result["rel_l2_after"]
+        print(f"| {name} | {labels[name]} | {', '.join(result['findings'])} | "
+              f"{' '.join(result['overrides'])} | {before:.3g} | {after:.3g} | "
+              f"{before / after:.3g} |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("train", "calibrate", "evaluate", "loso", "remedy"))
+    parser.add_argument("--seeds", nargs="+", type=int)
+    parser.add_argument("--calibrate", nargs="+", type=int, default=[0, 1],
+                        help="loso: the calibration seeds")
+    parser.add_argument("--only", nargs="+", default=(), help="these cases only")
+    parser.add_argument("--variants", nargs="+", default=[""], choices=list(VARIANTS))
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "diagnosis")
+    parser.add_argument("--thresholds", type=Path, default=ROOT / "runs" / "diagnosis" /
+                        "thresholds.json")
+    args = parser.parse_args()
+    defaults = {"train": [0, 1, 2, 3, 4], "calibrate": [0, 1], "evaluate": [2, 3, 4],
+                "loso": [2, 3, 4], "remedy": [2]}
+    args.seeds = args.seeds or defaults[args.command]
+    {"train": train, "calibrate": calibrate, "evaluate": evaluate, "loso": loso,
+     "remedy": remedy}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
