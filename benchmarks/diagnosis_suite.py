@@ -71,8 +71,8 @@ SCENARIOS = {
     "burgers_weighted_out": Case("burgers_stalled", (), "trivial_solution",
                                  "Rohrhofer et al. 2023: constraints weighted 1e-4"),
     "convection_adam": Case("convection", ADAM_ONLY + ("train.adam_steps=3000",),
-                            "stagnation", "Krishnapriyan et al. 2021, Rathore et al. 2024: "
-                                          "β = 40 by first-order training"),
+                            "ill_conditioning", "Krishnapriyan et al. 2021, Rathore et al. "
+                                                "2024: β = 40 by first-order training"),
     "allen_cahn_adam": Case("allen_cahn", ADAM_ONLY + ("train.adam_steps=3000",),
                             "causality", "Wang, Sankaran & Perdikaris 2024"),
     "deep_tanh": Case("burgers_healthy", ("model.depth=24", "model.width=16",
@@ -91,7 +91,7 @@ SCENARIOS = {
 SCALE = ("train.steps_scale=0.5",)
 HEALTHY = {name: Case(name, SCALE, None) for name in (
     "burgers", "poisson", "heat", "convection", "reaction", "helmholtz2d", "klein_gordon",
-    "kovasznay", "burgers_healthy")}
+    "kovasznay", "poisson_holes")}
 # Held-out variants: another width and depth of every case.
 VARIANTS = {"": (), "w48": ("model.width=48",), "d3": ("model.depth=3",)}
 
@@ -105,6 +105,7 @@ PARAMETERS = {
     "conflict": ("conflict", tuple(np.linspace(-0.95, 0.0, 20))),
     "causality": ("causality", tuple(np.geomspace(100, 1.5, 15))),
     "optimizer_stall": ("stall_gradient", tuple(np.geomspace(1e-2, 1e-9, 15))),
+    "ill_conditioning": ("slow_decades", tuple(np.geomspace(0.1, 4.0, 14))),
 }
 
 

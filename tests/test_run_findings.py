@@ -13,7 +13,9 @@ import pinnsketch
 from conftest import tiny_overrides
 from pinnsketch.cli import main as cli_main
 from pinnsketch.diagnosis.findings import Thresholds
-from pinnsketch.diagnosis.run_rules import causality_violation, optimizer_stall
+from pinnsketch.diagnosis import diagnose
+from pinnsketch.diagnosis.run_rules import (causality_violation, ill_conditioning,
+                                            optimizer_stall, second_order_phase)
 from pinnsketch.runner.remedy import remedy_overrides
 from pinnsketch.training.evaluation import residual_by_time
 
@@ -116,3 +118,57 @@ def test_the_residual_profile_is_the_mean_square_per_time_slab():
     assert profile[0] == pytest.approx(float(r2[:2].mean()), rel=1e-14)
     assert profile[1] == pytest.approx(float(r2[2:4].mean()), rel=1e-14)
     assert profile[2] is None and profile[3] == pytest.approx(float(r2[4]), rel=1e-14)
+
+
+def _adam_record(losses, hessian=None):
+    return [{"step": 100 * i, "phase": "adam", "loss_total": v,
+             **({"hessian_top": hessian} if hessian else {})} for i, v in enumerate(losses)]
+
+
+ADAM_ONLY = {"adam_steps": 700, "lbfgs_steps": 0, "parameters": 1000,
+             "stop_reasons": {"adam": "iterations reached (700)"}}
+
+
+def test_a_slowly_falling_first_order_run_is_ill_conditioned():
+    # Second half of the records (steps 400..700): 0.4 → 0.2, 0.30 decades, still falling.
+    record = _adam_record([10.0, 2.0, 1.0, 0.5, 0.4, 0.3, 0.25, 0.2],
+                          hessian={"pde": [5e5, 1e5], "bc": [300.0]})
+    (finding,) = ill_conditioning(record, ADAM_ONLY, TH)
+    assert finding.kind == "ill_conditioning"
+    assert finding.evidence["decades"] == pytest.approx(math.log10(0.4 / 0.2))
+    assert finding.evidence["hessian_top_pde"] == 5e5
+    assert finding.remedy == ("train.quasi_newton=ssbroyden2", "train.lbfgs_steps=500")
+
+
+@pytest.mark.parametrize("losses, summary", [
+    ([10.0, 1.0, 0.1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6], ADAM_ONLY),   # fast: 3 decades
+    ([1.0] * 4 + [0.999] * 4, ADAM_ONLY),                           # flat: stagnation's
+    ([10.0, 2.0, 1.0, 0.5, 0.4, 0.3, 0.25, 0.2], {**ADAM_ONLY, "lbfgs_steps": 300}),
+], ids=["fast", "flat", "has-a-second-phase"])
+def test_fast_flat_or_second_order_runs_are_not_ill_conditioned(losses, summary):
+    assert ill_conditioning(_adam_record(losses), summary, TH) == []
+
+
+def test_a_second_order_remedy_is_one_the_run_can_take():
+    assert second_order_phase({"parameters": 20000, "adam_steps": 4000}) == (
+        "train.quasi_newton=lbfgs", "train.lbfgs_steps=2000")  # H of 3 GiB does not fit
+    assert second_order_phase({"parameters": 1000, "adam_steps": 100, "lbfgs_steps": 50}) == (
+        "train.quasi_newton=ssbroyden2",)  # a phase exists: only its method
+
+
+def test_history_findings_get_a_runnable_second_order_phase(tmp_path):
+    # The stalled example, short and Adam-only: any finding prescribing a second-order
+    # phase also gets the iterations the run lacked.
+    config = pinnsketch.load_config(ROOT / "problems" / "burgers_stalled.yaml", [
+        "train.adam_steps=600", "train.eval_every=200", "monitor.every=5",
+        "output.progress=false", "output.plots=false"])
+    run = pinnsketch.train(config, out=tmp_path / "run")
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    history = pinnsketch.monitor.SketchMonitor.from_state_dict(
+        state["trainer"]["monitor"]).history_view()
+    findings = diagnose(history, dict(config.train.weights), metrics=run.metrics,
+                        summary=run.summary)
+    second = [f for f in findings if any("quasi_newton" in o for o in f.remedy)]
+    assert second, [f.kind for f in findings]
+    for finding in second:
+        assert "train.lbfgs_steps=500" in finding.remedy, finding.remedy

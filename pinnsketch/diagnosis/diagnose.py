@@ -1,6 +1,7 @@
 """Diagnose a monitored run: rules over half-overlapping windows, persistent hits as findings."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -9,7 +10,8 @@ from pinnsketch.diagnosis.findings import SOURCES, TITLES, Finding, Thresholds
 from pinnsketch.diagnosis.rules import (Candidate, RunView, conflict, imbalance, layer_scale,
                                         rank_collapse, stagnation, trivial_solution,
                                         vanishing_overall, windows)
-from pinnsketch.diagnosis.run_rules import causality_violation, optimizer_stall
+from pinnsketch.diagnosis.run_rules import (causality_violation, ill_conditioning,
+                                            optimizer_stall, second_order_phase)
 
 __all__ = ["diagnose"]
 
@@ -36,6 +38,7 @@ def diagnose(history, weights: Mapping[str, float] | None = None,
     n = len(history.steps)
     from_record = causality_violation(metrics, causal_chunks, thresholds)
     from_record += optimizer_stall(summary or {}, thresholds)
+    from_record += ill_conditioning(metrics, summary or {}, thresholds)
     if n < thresholds.min_rows:
         return from_record
     run = RunView(history, weights or {})
@@ -64,7 +67,7 @@ def diagnose(history, weights: Mapping[str, float] | None = None,
                                     {k: float(v) for k, v in best.evidence.items()},
                                     best.message, best.suggestion, best.layers or (best.layer,),
                                     run.steps(*spans[w_best]), best.remedy, SOURCES[kind]))
-    findings += from_record
+    findings = [_runnable(f, summary or {}) for f in findings] + from_record
     order = list(TITLES)
     findings.sort(key=lambda f: (order.index(f.kind), f.steps[0]))
     return findings
@@ -79,3 +82,12 @@ def _consecutive(found: list[tuple[int, Candidate]]) -> list[list[tuple[int, Can
         else:
             groups.append([(w, cand)])
     return groups
+
+
+def _runnable(finding: Finding, summary: Mapping[str, Any]) -> Finding:
+    """The finding with a second-order phase in its remedy made one this run can take
+    (the method its memory allows, and iterations where the run had none)."""
+    if not any(o.startswith("train.quasi_newton=") for o in finding.remedy) or not summary:
+        return finding
+    rest = tuple(o for o in finding.remedy if not o.startswith("train.quasi_newton="))
+    return dataclasses.replace(finding, remedy=second_order_phase(summary) + rest)

@@ -84,6 +84,11 @@ class Thresholds:
         causality: causality violation — the earliest quarter's mean squared pde residual at
             least this multiple of the latest quarter's (an order of magnitude). Set by
             reasoning, not yet calibrated on held-out runs.
+        slow_decades: ill-conditioning — a first-order-only run whose weighted loss fell
+            by less than this many decades over the second half of its evaluations (while
+            falling by more than ``plateau``). Set by reasoning (one decade per half-run is
+            what the shipped Adam phases exceed before their quasi-Newton phase takes
+            over), not yet calibrated.
     """
 
     plateau: float = 0.02
@@ -101,6 +106,7 @@ class Thresholds:
     min_rows: int = 8
     stall_gradient: float = 1e-6
     causality: float = 10.0
+    slow_decades: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,7 @@ class Finding:
     Attributes:
         kind: the mechanism, a key of :data:`TITLES` (``imbalance``, ``trivial_solution``,
             ``vanishing``, ``exploding``, ``stagnation``, ``conflict``, ``rank_collapse``,
-            ``causality``, ``optimizer_stall``).
+            ``causality``, ``optimizer_stall``, ``ill_conditioning``).
         steps: first and last training step of the windows where it holds.
         layer: ``"layer<i>"`` where the evidence is strongest (``"all"``: network-wide).
         term: the loss term concerned, or ``"a|b"`` for a pair.
@@ -142,7 +148,8 @@ TITLES = {"imbalance": "Loss-term imbalance", "trivial_solution": "Trivial-solut
           "vanishing": "Vanishing gradients",
           "exploding": "Exploding gradients", "stagnation": "Stagnation",
           "conflict": "Conflicting terms", "rank_collapse": "Rank collapse",
-          "causality": "Causality violation", "optimizer_stall": "Optimizer stall"}
+          "causality": "Causality violation", "optimizer_stall": "Optimizer stall",
+          "ill_conditioning": "Ill-conditioning"}
 
 # The documented vocabulary of mechanisms (the keys of TITLES) and where each is described.
 SOURCES = {
@@ -164,6 +171,10 @@ SOURCES = {
                  "physics-informed neural networks, CMAME 421",
     "optimizer_stall": "Rathore, Lei, Frangella, Lu & Udell 2024, Challenges in training "
                        "PINNs: a loss landscape perspective, ICML",
+    "ill_conditioning": "Rathore, Lei, Frangella, Lu & Udell 2024, Challenges in training "
+                        "PINNs: a loss landscape perspective, ICML; Krishnapriyan, Gholami, "
+                        "Zhe, Kirby & Mahoney 2021, Characterizing possible failure modes in "
+                        "physics-informed neural networks, NeurIPS",
 }
 
 

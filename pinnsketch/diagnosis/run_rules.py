@@ -14,6 +14,17 @@ Neither reads the reference solution or the relative L2 error.
   ``Thresholds.causality`` times the latest quarter's — later times fitted, the initial
   layer that determines them not. Remedy: causal training with ε from the measured slab
   losses (the last of 32 slabs starts at weight 10⁻³).
+- *Ill-conditioning* (Rathore, Lei, Frangella, Lu & Udell 2024; Krishnapriyan et al. 2021):
+  a first-order-only run whose weighted loss fell by less than ``Thresholds.slow_decades``
+  decades over the second half of its evaluations while still falling (more than
+  ``Thresholds.plateau``; a flat loss is stagnation's): on an ill-conditioned loss a
+  first-order method makes progress only along the few stiff directions. The curvature
+  (``hessian_top``, where recorded) is evidence. Remedy: a second-order phase
+  (:func:`second_order_phase`).
+
+Remedies that call for a second-order phase name one the run can take
+(:func:`second_order_phase`): the dense self-scaled Broyden method where its inverse
+Hessian fits the default memory limit, else L-BFGS, with iterations where the run had none.
 """
 from __future__ import annotations
 
@@ -22,11 +33,57 @@ from typing import Any, Mapping, Sequence
 
 from pinnsketch.diagnosis.findings import SOURCES, Finding, Thresholds, fmt
 
-__all__ = ["causality_violation", "optimizer_stall"]
+__all__ = ["causality_violation", "ill_conditioning", "optimizer_stall", "second_order_phase"]
 
 # Dense inverse Hessians up to this size fit the default ``train.max_hessian_mib``.
 _DENSE_MIB = 1024.0
 _CAUSAL_CHUNKS = 32
+
+
+def second_order_phase(summary: Mapping[str, Any]) -> tuple[str, ...]:
+    """Overrides that give a run a second-order phase: ``train.quasi_newton`` (ssbroyden2 if
+    its dense inverse Hessian fits 1 GiB, else lbfgs) and, for a run that had no phase after
+    Adam, ``train.lbfgs_steps`` (half its Adam steps, at least 500)."""
+    parameters = int(summary.get("parameters", 0))
+    method = "ssbroyden2" if parameters ** 2 * 8 / 2 ** 20 <= _DENSE_MIB else "lbfgs"
+    overrides = (f"train.quasi_newton={method}",)
+    if not summary.get("lbfgs_steps"):
+        overrides += (f"train.lbfgs_steps={max(500, int(summary.get('adam_steps', 0)) // 2)}",)
+    return overrides
+
+
+def ill_conditioning(metrics: Sequence[Mapping[str, Any]], summary: Mapping[str, Any],
+                     th: Thresholds) -> list[Finding]:
+    """A first-order-only run still falling, slowly (module docstring); [] otherwise."""
+    if summary.get("lbfgs_steps") or not summary.get("adam_steps"):
+        return []
+    losses = [(int(m["step"]), float(m["loss_total"])) for m in metrics
+              if m.get("phase") == "adam" and m.get("loss_total") is not None]
+    if len(losses) < 4 or not all(v > 0 and math.isfinite(v) for _, v in losses):
+        return []
+    (first_step, first), (last_step, last) = losses[len(losses) // 2], losses[-1]
+    decades = math.log10(first / last)
+    fall = 1 - last / first
+    if not (fall > th.plateau and decades < th.slow_decades):
+        return []
+    curvature = [m["hessian_top"] for m in metrics if m.get("hessian_top")]
+    top = {term: values[0] for term, values in curvature[-1].items()} if curvature else {}
+    evidence = {"decades": decades, "loss_start": first, "loss_end": last,
+                "steps": float(last_step - first_step),
+                **{f"hessian_top_{term}": float(v) for term, v in top.items()}}
+    stiff = (f"; the loss Hessian's largest eigenvalues are "
+             f"{', '.join(f'{fmt(v)} ({t})' for t, v in top.items())}" if top else "")
+    message = (f"over steps {first_step}–{last_step} the weighted loss fell only "
+               f"{fmt(decades)} decades ({fmt(first)} → {fmt(last)}) and was still falling "
+               f"when the first-order phase ended{stiff}: slow progress on an "
+               f"ill-conditioned loss.")
+    remedy = second_order_phase(summary)
+    suggestion = (f"add a second-order phase after Adam ({', '.join(f'`{o}`' for o in remedy)}"
+                  f"), which rescales the stiff and flat directions alike; or ease the "
+                  f"problem in (a curriculum, `train.curriculum`).")
+    return [Finding("ill_conditioning", (first_step, last_step), "all", "all", evidence,
+                    message, suggestion, ("all",), (first_step, last_step), remedy,
+                    SOURCES["ill_conditioning"])]
 
 
 def optimizer_stall(summary: Mapping[str, Any], th: Thresholds) -> list[Finding]:
