@@ -83,6 +83,10 @@ SCENARIOS = {
         "optimizer_stall", "Rathore et al. 2024: L-BFGS line searches stop early"),
     "wave_soft": Case("wave", ADAM_ONLY + ("train.adam_steps=3000",), "conflict",
                       "Wang, Bhartari, Li & Perdikaris 2025: opposed pde and ic_t gradients"),
+    "poisson_multiscale": Case("poisson_multiscale", ADAM_ONLY + (
+        "model.width=32", "model.depth=3", "sampling.interior=2048", "sampling.boundary=256",
+        "train.adam_steps=2000"), "spectral_bias",
+        "Rahaman et al. 2019; Wang, Wang & Perdikaris 2021: a sin 8πx sin 8πy part"),
     "heat_high_lr": Case("heat", ADAM_ONLY + ("train.adam_steps=1500", "train.lr=0.05",
                                               "model.hard_constraints=false"), "exploding",
                          "Pascanu et al. 2013: a step size above the stable one"),
@@ -106,6 +110,7 @@ PARAMETERS = {
     "causality": ("causality", tuple(np.geomspace(100, 1.5, 15))),
     "optimizer_stall": ("stall_gradient", tuple(np.geomspace(1e-2, 1e-9, 15))),
     "ill_conditioning": ("slow_decades", tuple(np.geomspace(0.1, 4.0, 14))),
+    "spectral_bias": ("feature_share", tuple(np.geomspace(1e-4, 0.2, 12))),
 }
 
 

@@ -134,4 +134,13 @@ def test_monitored_runs_record_the_residual_bands(tmp_path):
     expected = band_shares(band_energies(residual.reshape(64, 64)))
     np.testing.assert_allclose(run.metrics[-1]["residual_bands"], expected, rtol=1e-6)
     assert sum(run.metrics[-1]["residual_bands"]) == pytest.approx(1.0)
-    assert "## Residual spectrum" in (tmp_path / "a" / "diagnosis.md").read_text()
+    # The last hidden features: the MLP's layers but the output one, on the same grid,
+    # each feature's mean removed, energies summed over the features.
+    with torch.no_grad():
+        features = trainer.model.network.net[:-1](trainer.model.embed(grid)).numpy()
+    fields = features.reshape(64, 64, -1)
+    fields = fields - fields.mean(axis=(0, 1))
+    expected = band_shares(sum(band_energies(fields[..., c]) for c in range(fields.shape[-1])))
+    np.testing.assert_allclose(run.metrics[-1]["feature_bands"], expected, rtol=1e-6)
+    assert run.metrics[-1]["spectrum_grid"] == [64, 64]
+    assert "## Spectra" in (tmp_path / "a" / "diagnosis.md").read_text()

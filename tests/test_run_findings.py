@@ -15,7 +15,8 @@ from pinnsketch.cli import main as cli_main
 from pinnsketch.diagnosis.findings import Thresholds
 from pinnsketch.diagnosis import diagnose
 from pinnsketch.diagnosis.run_rules import (causality_violation, ill_conditioning,
-                                            optimizer_stall, second_order_phase)
+                                            optimizer_stall, second_order_phase,
+                                            spectral_bias)
 from pinnsketch.runner.remedy import remedy_overrides
 from pinnsketch.training.evaluation import residual_by_time
 
@@ -172,3 +173,33 @@ def test_history_findings_get_a_runnable_second_order_phase(tmp_path):
     assert second, [f.kind for f in findings]
     for finding in second:
         assert "train.lbfgs_steps=500" in finding.remedy, finding.remedy
+
+
+def _spectra(pde_losses, residual, features, grid=(64, 64)):
+    return [{"step": 100 * i, "loss": {"pde": v}, "residual_bands": residual,
+             "feature_bands": features, "spectrum_grid": list(grid)}
+            for i, v in enumerate(pde_losses)]
+
+
+def test_a_residual_in_a_band_the_features_miss_is_spectral_bias():
+    record = _spectra([1.0, 0.5, 0.3, 0.29, 0.28, 0.28, 0.27, 0.27],
+                      residual=[0.01, 0.04, 0.9, 0.04, 0.01],
+                      features=[0.95, 0.045, 0.004, 0.001, 0.0])
+    (finding,) = spectral_bias(record, TH)
+    assert finding.kind == "spectral_bias" and finding.evidence["band"] == 3
+    # Band 3 of 5: ρ in [1/8, 1/4), centre 2^{-2.5}; 64 points per axis in 2-D:
+    # ω = π/2 · 2^{-2.5} · 64/√2, σ = ω/π.
+    sigma = 2 ** -2.5 * 64 / math.sqrt(2) / 2
+    assert finding.remedy == ("model.fourier.features=32", f"model.fourier.scale={sigma:.3g}")
+
+
+@pytest.mark.parametrize("losses, residual, features", [
+    ([1.0, 0.5, 0.3, 0.29, 0.28, 0.28, 0.27, 0.27], [0.01, 0.04, 0.9, 0.04, 0.01],
+     [0.5, 0.2, 0.2, 0.05, 0.05]),                                  # features span the band
+    ([1.0, 0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01], [0.01, 0.04, 0.9, 0.04, 0.01],
+     [0.95, 0.045, 0.004, 0.001, 0.0]),                             # still falling fast
+    ([1.0, 0.5, 0.3, 0.29, 0.28, 0.28, 0.27, 0.27], [0.9, 0.04, 0.04, 0.01, 0.01],
+     [0.95, 0.045, 0.004, 0.001, 0.0]),                             # the lowest band
+], ids=["features-span-it", "falling", "lowest-band"])
+def test_other_spectra_are_not_spectral_bias(losses, residual, features):
+    assert spectral_bias(_spectra(losses, residual, features), TH) == []

@@ -11,7 +11,8 @@ from pinnsketch.diagnosis.rules import (Candidate, RunView, conflict, imbalance,
                                         rank_collapse, stagnation, trivial_solution,
                                         vanishing_overall, windows)
 from pinnsketch.diagnosis.run_rules import (causality_violation, ill_conditioning,
-                                            optimizer_stall, second_order_phase)
+                                            optimizer_stall, second_order_phase,
+                                            spectral_bias)
 
 __all__ = ["diagnose"]
 
@@ -39,6 +40,7 @@ def diagnose(history, weights: Mapping[str, float] | None = None,
     from_record = causality_violation(metrics, causal_chunks, thresholds)
     from_record += optimizer_stall(summary or {}, thresholds)
     from_record += ill_conditioning(metrics, summary or {}, thresholds)
+    from_record += spectral_bias(metrics, thresholds)
     if n < thresholds.min_rows:
         return from_record
     run = RunView(history, weights or {})

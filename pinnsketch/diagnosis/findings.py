@@ -89,6 +89,11 @@ class Thresholds:
             falling by more than ``plateau``). Set by reasoning (one decade per half-run is
             what the shipped Adam phases exceed before their quasi-Newton phase takes
             over), not yet calibrated.
+        spectral_share / feature_share: spectral bias — the pde residual's largest octave
+            band (above the lowest) holds at least ``spectral_share`` of its energy while
+            the last hidden features hold at most ``feature_share`` of theirs there. By
+            reasoning (most of the residual, next to none of the features), not yet
+            calibrated.
     """
 
     plateau: float = 0.02
@@ -107,6 +112,8 @@ class Thresholds:
     stall_gradient: float = 1e-6
     causality: float = 10.0
     slow_decades: float = 1.0
+    spectral_share: float = 0.5
+    feature_share: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -116,7 +123,7 @@ class Finding:
     Attributes:
         kind: the mechanism, a key of :data:`TITLES` (``imbalance``, ``trivial_solution``,
             ``vanishing``, ``exploding``, ``stagnation``, ``conflict``, ``rank_collapse``,
-            ``causality``, ``optimizer_stall``, ``ill_conditioning``).
+            ``causality``, ``optimizer_stall``, ``ill_conditioning``, ``spectral_bias``).
         steps: first and last training step of the windows where it holds.
         layer: ``"layer<i>"`` where the evidence is strongest (``"all"``: network-wide).
         term: the loss term concerned, or ``"a|b"`` for a pair.
@@ -149,7 +156,7 @@ TITLES = {"imbalance": "Loss-term imbalance", "trivial_solution": "Trivial-solut
           "exploding": "Exploding gradients", "stagnation": "Stagnation",
           "conflict": "Conflicting terms", "rank_collapse": "Rank collapse",
           "causality": "Causality violation", "optimizer_stall": "Optimizer stall",
-          "ill_conditioning": "Ill-conditioning"}
+          "ill_conditioning": "Ill-conditioning", "spectral_bias": "Spectral bias"}
 
 # The documented vocabulary of mechanisms (the keys of TITLES) and where each is described.
 SOURCES = {
@@ -175,6 +182,9 @@ SOURCES = {
                         "PINNs: a loss landscape perspective, ICML; Krishnapriyan, Gholami, "
                         "Zhe, Kirby & Mahoney 2021, Characterizing possible failure modes in "
                         "physics-informed neural networks, NeurIPS",
+    "spectral_bias": "Rahaman et al. 2019, On the spectral bias of neural networks, ICML; "
+                     "Wang, Wang & Perdikaris 2021, On the eigenvector bias of Fourier feature "
+                     "networks, CMAME 384",
 }
 
 

@@ -111,15 +111,17 @@ def _curvature_lines(metrics: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _spectrum_lines(metrics: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The pde residual's energy shares by wavenumber band at the first and last evaluation
-    (monitored runs): evidence only, no finding is drawn from it yet."""
+    """The pde residual's and the last hidden features' energy shares by wavenumber band at
+    the first and last evaluation (monitored runs; the spectral-bias evidence)."""
     records = [m for m in metrics if "residual_bands" in m]
     if not records:
         return []
-    lines = ["", "## Residual spectrum (share of the pde residual's energy per octave of "
-                 "wavenumber, lowest first, on a regular grid)", "", "| step | bands |", "|---|---|"]
-    lines += [f"| {m['step']} | " + ", ".join(f"{b:.3g}" for b in m["residual_bands"]) + " |"
-              for m in (records[0], records[-1])]
+    lines = ["", "## Spectra (share of the energy per octave of wavenumber, lowest first, on "
+                 "a regular grid)", "", "| step | pde residual | last hidden features |",
+             "|---|---|---|"]
+    shares = lambda bands: ", ".join(f"{b:.3g}" for b in bands) if bands else "—"
+    lines += [f"| {m['step']} | {shares(m['residual_bands'])} | "
+              f"{shares(m.get('feature_bands'))} |" for m in (records[0], records[-1])]
     return lines
 
 

@@ -22,6 +22,15 @@ Neither reads the reference solution or the relative L2 error.
   (``hessian_top``, where recorded) is evidence. Remedy: a second-order phase
   (:func:`second_order_phase`).
 
+- *Spectral bias* (Rahaman et al. 2019; Wang, Wang & Perdikaris 2021): at the last
+  evaluation most of the pde residual's energy (at least ``Thresholds.spectral_share``)
+  sits in one octave band of wavenumber above the lowest, while the network's last hidden
+  features keep at most ``Thresholds.feature_share`` of their energy there: the features
+  cannot represent what the residual still asks for, and the pde loss has stopped falling
+  (less than half over the last quarter of the evaluations). Remedy: Fourier features whose
+  scale σ puts the band's centre frequency ω (in the normalised inputs, [−1, 1]) at π
+  standard deviations, σ = ω/π.
+
 Remedies that call for a second-order phase name one the run can take
 (:func:`second_order_phase`): the dense self-scaled Broyden method where its inverse
 Hessian fits the default memory limit, else L-BFGS, with iterations where the run had none.
@@ -33,7 +42,8 @@ from typing import Any, Mapping, Sequence
 
 from pinnsketch.diagnosis.findings import SOURCES, Finding, Thresholds, fmt
 
-__all__ = ["causality_violation", "ill_conditioning", "optimizer_stall", "second_order_phase"]
+__all__ = ["causality_violation", "ill_conditioning", "optimizer_stall", "second_order_phase",
+           "spectral_bias"]
 
 # Dense inverse Hessians up to this size fit the default ``train.max_hessian_mib``.
 _DENSE_MIB = 1024.0
@@ -161,3 +171,44 @@ def causality_violation(metrics: Sequence[Mapping[str, Any]], causal_chunks: int
                       f"residuals).")
     return [Finding("causality", (step, step), "all", "pde", evidence, message, suggestion,
                     ("all",), (step, step), remedy, SOURCES["causality"])]
+
+
+def spectral_bias(metrics: Sequence[Mapping[str, Any]], th: Thresholds) -> list[Finding]:
+    """The residual's energy in a band the last hidden features do not span, the pde loss
+    no longer falling (module docstring); [] without the spectra (unmonitored runs)."""
+    records = [m for m in metrics if m.get("residual_bands") and m.get("feature_bands")
+               and "pde" in m.get("loss", {})]
+    if len(records) < 4:
+        return []
+    last = records[-1]
+    residual, features = last["residual_bands"], last["feature_bands"]
+    band = max(range(len(residual)), key=lambda b: residual[b])
+    quarter = records[-max(2, len(records) // 4)]
+    fall = 1 - last["loss"]["pde"] / quarter["loss"]["pde"] if quarter["loss"]["pde"] > 0 else 0
+    if not (band > 0 and residual[band] >= th.spectral_share
+            and features[band] <= th.feature_share and fall < 0.5):
+        return []
+    # Band b of B covers ρ ∈ [2^{b−B}, 2^{b+1−B}) of the grid's normalised wavenumber; its
+    # geometric centre, in half-cycles per axis across the domain, is ρ·n/√d, and the
+    # angular frequency in inputs normalised to [−1, 1] is π/2 times that.
+    counts = last.get("spectrum_grid") or []
+    centre = 2.0 ** (band + 0.5 - len(residual))
+    n, d = (min(counts), len(counts)) if counts else (64, 2)
+    omega = math.pi / 2 * centre * n / math.sqrt(d)
+    sigma = omega / math.pi
+    step = int(last["step"])
+    evidence = {"band": float(band + 1), "residual_share": residual[band],
+                "feature_share": features[band], "pde_loss_change": -fall,
+                "frequency": omega}
+    message = (f"at step {step} {residual[band]:.0%} of the pde residual's energy lies in "
+               f"octave band {band + 1} of {len(residual)} (angular frequency ≈ {fmt(omega)} "
+               f"in the normalised inputs), where the last hidden features hold "
+               f"{features[band]:.2%} of theirs; the pde loss changed by {-fall:+.0%} over "
+               f"the last quarter of the evaluations: the network does not represent the "
+               f"scale the residual asks for.")
+    remedy = ("model.fourier.features=32", f"model.fourier.scale={sigma:.3g}")
+    suggestion = (f"give the network Fourier features at that scale (`model.fourier.features"
+                  f"=32`, `model.fourier.scale={sigma:.3g}`; Tancik et al. 2020, Wang, Wang & "
+                  f"Perdikaris 2021).")
+    return [Finding("spectral_bias", (step, step), "all", "pde", evidence, message,
+                    suggestion, ("all",), (step, step), remedy, SOURCES["spectral_bias"])]

@@ -35,8 +35,9 @@ from pinnsketch.training.build import build_trainer, resolve_device
 from pinnsketch.training.checks import build_problem, check_config, check_problem_outputs
 from pinnsketch.training.curvature import hessian_top
 from pinnsketch.training.distributed import DistributedContext, init_from_environment
-from pinnsketch.training.evaluation import (evaluation_points, pde_residual_values, predict,
-                                            reference_errors, residual_by_time)
+from pinnsketch.training.evaluation import (evaluation_points, last_hidden_features,
+                                            pde_residual_values, predict, reference_errors,
+                                            residual_by_time)
 from pinnsketch.training.interrupt import GracefulInterrupt
 from pinnsketch.training.schedule import Schedule
 from pinnsketch.training.trainer import Trainer
@@ -279,18 +280,24 @@ class _Session:
                                            top=monitor.curvature_top, seed=trainer.step,
                                            average=average)}
 
-    def _residual_spectrum(self) -> dict[str, list[float]]:
-        """Shares of the pde residual's energy on a regular grid in five octave bands of
-        wavenumber (monitored runs): the spectral-bias evidence."""
+    def _residual_spectrum(self) -> dict[str, Any]:
+        """Shares of the pde residual's energy, and of the last hidden features' (each
+        feature's mean removed), on a regular grid in five octave bands of wavenumber
+        (monitored runs): the spectral-bias evidence."""
         if not self.config.monitor.enabled:
             return {}
-        domain = self.problem.domain
+        domain, model = self.problem.domain, self.trainer.model
         counts = SPECTRUM_GRID[domain.dim]
-        residual = pde_residual_values(self.problem, self.trainer.model,
-                                       domain.grid(counts).numpy())
-        fields = residual.reshape(*counts, -1)  # one field per residual component
-        energies = sum(band_energies(fields[..., c]) for c in range(fields.shape[-1]))
-        return {"residual_bands": band_shares(energies)}
+        grid = domain.grid(counts).numpy()
+        record = {"spectrum_grid": list(counts)}
+        for key, values in (("residual_bands", pde_residual_values(self.problem, model, grid)),
+                            ("feature_bands", last_hidden_features(model, grid))):
+            fields = values.reshape(*counts, -1)  # one field per component or feature
+            if key == "feature_bands":
+                fields = fields - fields.mean(axis=tuple(range(len(counts))))
+            record[key] = band_shares(sum(band_energies(fields[..., c])
+                                          for c in range(fields.shape[-1])))
+        return record
 
     def _profile(self) -> dict[str, list[float]]:
         """The pde residual over time slabs of the current points (evolution problems)."""

@@ -7,8 +7,8 @@ import torch
 from pinnsketch.training.causal import slab_sums
 
 __all__ = ["EVAL_CHUNK", "TIME_SLABS", "compared_columns", "evaluation_points",
-           "pde_residual_values", "predict", "reference_errors", "relative_l2",
-           "residual_by_time"]
+           "last_hidden_features", "pde_residual_values", "predict", "reference_errors",
+           "relative_l2", "residual_by_time"]
 
 EVAL_CHUNK = 65536  # grid points per forward pass at evaluation
 TIME_SLABS = 8  # slabs of the residual-over-time profile an evaluation records
@@ -56,6 +56,19 @@ def predict(model: torch.nn.Module, points: np.ndarray) -> np.ndarray:
                                     device=param.device)
             out.append(model(chunk).to(torch.float64).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)
+
+
+def last_hidden_features(model: torch.nn.Module, points: np.ndarray) -> np.ndarray:
+    """The input of the network's last Linear layer (its last hidden features) at
+    ``points`` ``(N, d)``: ``(N, width)`` float64 numpy, in chunks, no graph."""
+    captured = []
+    hook = model.linear_layers[-1].register_forward_pre_hook(
+        lambda module, inputs: captured.append(inputs[0].detach()))
+    try:
+        predict(model, points)
+    finally:
+        hook.remove()
+    return torch.cat(captured).to(torch.float64).cpu().numpy()
 
 
 def pde_residual_values(problem, model: torch.nn.Module, points: np.ndarray) -> np.ndarray:
