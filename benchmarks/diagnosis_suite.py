@@ -76,7 +76,7 @@ SCENARIOS = {
     "allen_cahn_adam": Case("allen_cahn", ADAM_ONLY + ("train.adam_steps=3000",),
                             "causality", "Wang, Sankaran & Perdikaris 2024"),
     "deep_tanh": Case("burgers_healthy", ("model.depth=24", "model.width=16",
-                                          "model.init=normal", "train.adam_steps=2000"),
+                                          "train.adam_steps=2000"),
                       "vanishing", "Glorot & Bengio 2010: a deep tanh network"),
     "burgers_lbfgs_float32": Case("burgers_lbfgs", (
         "train.dtype=float32", "train.adam_steps=500", "train.lbfgs_steps=3000"),

@@ -6,7 +6,8 @@ initial terms 1e-4, so Adam slides onto u = 0 (which solves the PDE) and the ini
 loss never moves. Both runs are monitored (``monitor.enabled: true``) and write diagnosis.md
 and heat maps; the stalled run must be flagged (a trivial-solution trap on ``ic``: the PDE
 is fitted by u ≈ 0 while the initial condition stays put), the healthy one must get no
-findings.
+finding from its gradients (its report may add, from its record, that the Adam-only run is
+still converging slowly: an ill-conditioning finding with a second-order phase as remedy).
 
     python examples/diagnose_stall.py [--steps 3000] [--out runs/diagnose-stall]
 """

@@ -233,3 +233,16 @@ def test_a_holed_run_measures_its_error_inside_the_domain(tmp_path):
     assert run.summary["rel_l2"] == pytest.approx(
         np.linalg.norm(prediction - reference) / np.linalg.norm(reference), rel=1e-10)
     assert (tmp_path / "run" / "plots" / "solution.png").is_file()
+
+
+def test_a_cavity_run_compares_the_velocities_only(tmp_path):
+    config = pinnsketch.load_config(ROOT / "problems" / "cavity.yaml",
+                                    [*tiny_overrides(adam=10), "problem.cells=32"])
+    run = pinnsketch.train(config, out=tmp_path / "run")
+    assert set(run.summary["rel_l2_outputs"]) == {"u", "v"}
+    problem = LidDrivenCavity(LidDrivenCavity.Options(cells=32))
+    grid, _ = problem.evaluation_grid()
+    prediction, reference = run.predict(grid), problem.reference(grid)
+    assert run.summary["rel_l2"] == pytest.approx(
+        np.linalg.norm(prediction[:, :2] - reference) / np.linalg.norm(reference), rel=1e-10)
+    assert (tmp_path / "run" / "plots" / "solution.png").is_file()
