@@ -91,11 +91,12 @@ SCENARIOS = {
                                               "model.hard_constraints=false"), "exploding",
                          "Pascanu et al. 2013: a step size above the stable one"),
 }
-# Healthy runs: shipped configs at a shorter budget (they converge; nothing should fire).
-SCALE = ("train.steps_scale=0.5",)
+# Healthy runs: shipped configs at a quarter of their budget (they converge; nothing
+# should fire).
+SCALE = ("train.steps_scale=0.25",)
 HEALTHY = {name: Case(name, SCALE, None) for name in (
-    "burgers", "poisson", "heat", "convection", "reaction", "helmholtz2d", "klein_gordon",
-    "kovasznay", "poisson_holes")}
+    "burgers", "poisson", "heat", "convection", "reaction", "helmholtz2d", "kovasznay",
+    "poisson_holes")}
 # Held-out variants: another width and depth of every case.
 VARIANTS = {"": (), "w48": ("model.width=48",), "d3": ("model.depth=3",)}
 
