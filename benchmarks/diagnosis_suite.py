@@ -76,10 +76,12 @@ SCENARIOS = {
     "allen_cahn_adam": Case("allen_cahn", ADAM_ONLY + ("train.adam_steps=3000",),
                             "causality", "Wang, Sankaran & Perdikaris 2024"),
     "deep_tanh": Case("burgers_healthy", ("model.depth=24", "model.width=16",
+                                          "model.init=kaiming_normal",
                                           "train.adam_steps=2000"),
-                      "vanishing", "Glorot & Bengio 2010: a deep tanh network"),
-    "burgers_lbfgs_float32": Case("burgers_lbfgs", (
-        "train.dtype=float32", "train.adam_steps=500", "train.lbfgs_steps=3000"),
+                      "vanishing", "Glorot & Bengio 2010: a deep tanh network whose "
+                                   "initialisation saturates it"),
+    "convection_lbfgs": Case("convection", (
+        "train.quasi_newton=lbfgs", "train.adam_steps=1000", "train.lbfgs_steps=3000"),
         "optimizer_stall", "Rathore et al. 2024: L-BFGS line searches stop early"),
     "wave_soft": Case("wave", ADAM_ONLY + ("train.adam_steps=3000",), "conflict",
                       "Wang, Bhartari, Li & Perdikaris 2025: opposed pde and ic_t gradients"),

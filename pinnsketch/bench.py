@@ -22,7 +22,7 @@ from pinnsketch.runner.parallel import in_processes
 from pinnsketch.runner.run_dir import RunDir
 from pinnsketch.runner.session import train
 
-__all__ = ["ANCHORS", "BENCHMARKS", "bench", "published"]
+__all__ = ["ANCHORS", "BENCHMARKS", "bench", "published", "read_beside"]
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,31 @@ def published(name: str) -> str:
     return f"{value:.1e} ({source})"
 
 
+def read_beside(path: Path) -> tuple[str, list[dict]]:
+    """Another toolkit's results to set beside ours: a JSON list of rows with ``problem``
+    (a config name), ``seed``, ``rel_l2`` and ``wall_s_total`` (seconds), as
+    ``benchmarks/deepxde_side_by_side.py`` writes; labelled by the file's ``label`` field of
+    its first row, else its stem.
+
+    Raises:
+        ConfigError: the file is missing, not such a list, or a row lacks a field.
+    """
+    try:
+        rows = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"--beside: cannot read {path}: {err}") from None
+    needed = ("problem", "seed", "rel_l2", "wall_s_total")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and all(k in r for k in needed)
+                                             for r in rows):
+        raise ConfigError(f"--beside: {path} must hold a JSON list of rows with "
+                          f"{', '.join(needed)}")
+    label = rows[0].get("label") if rows else None
+    return label or Path(path).stem, rows
+
+
 def bench(names: Sequence[str], seeds: Sequence[int], configs: Path, out: Path,
-          overrides: Sequence[str] = (), jobs: int = 1) -> list[dict]:
+          overrides: Sequence[str] = (), jobs: int = 1,
+          beside: tuple[str, list[dict]] | None = None) -> list[dict]:
     """Train (or read) every config in ``names`` for every seed; write the table.
 
     Args:
@@ -65,6 +88,8 @@ def bench(names: Sequence[str], seeds: Sequence[int], configs: Path, out: Path,
         overrides: ``key.path=value`` applied to every run (e.g. a shorter budget).
         jobs: runs trained at once, one process each (their wall times then include the
             contention for the cores).
+        beside: ``(label, rows)`` of another toolkit (:func:`read_beside`), tabulated in a
+            column of its own (median rel L2 over its seeds, and its wall times).
 
     ``bench.md``, ``bench.json`` and ``bench.png`` are rewritten as each run finishes, so an
     interrupted bench keeps the rows it finished (and a rerun reads their folders). One log
@@ -93,7 +118,7 @@ def bench(names: Sequence[str], seeds: Sequence[int], configs: Path, out: Path,
         rows[index] = row
         log.info("bench %d/%d: %s seed %d: rel L2 %s in %.0f s", done, len(calls),
                  row["config"], row["seed"], _fmt(row["rel_l2"]), row["wall_s"])
-        _write(Path(out), [r for r in rows if r is not None], seeds)
+        _write(Path(out), [r for r in rows if r is not None], seeds, beside)
     return rows
 
 
@@ -108,8 +133,9 @@ def _bench_run(name: str, seed: int, config, folder: Path) -> dict:
             "stop_reasons": summary["stop_reasons"]}
 
 
-def _write(out: Path, rows: list[dict], seeds: Sequence[int]) -> None:
-    (out / "bench.md").write_text(table(rows, seeds))
+def _write(out: Path, rows: list[dict], seeds: Sequence[int],
+           beside: tuple[str, list[dict]] | None) -> None:
+    (out / "bench.md").write_text(table(rows, seeds, beside))
     (out / "bench.json").write_text(json.dumps(rows, indent=2) + "\n")
     bench_figure(rows, ANCHORS).savefig(out / "bench.png", dpi=110)
 
@@ -118,18 +144,27 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2e}"
 
 
-def table(rows: Sequence[dict], seeds: Sequence[int]) -> str:
+def table(rows: Sequence[dict], seeds: Sequence[int],
+          beside: tuple[str, list[dict]] | None = None) -> str:
     """Markdown: per config the rel L2 of each seed (— while not run), median and worst of
-    those run, the published figure and the range of wall times."""
+    those run, the published figure and the range of wall times; with ``beside``, the other
+    toolkit's median rel L2 (and seeds) and wall times for the same config."""
+    extra = f" | {beside[0]}: median (seeds), wall s" if beside else ""
     lines = ["| config | " + " | ".join(f"seed {s}" for s in seeds)
-             + " | median | worst | published | wall s |",
-             "|---|" + "---|" * (len(seeds) + 4)]
+             + f" | median | worst | published | wall s{extra} |",
+             "|---|" + "---|" * (len(seeds) + 4 + bool(beside))]
     for name in dict.fromkeys(r["config"] for r in rows):
         by_seed = {r["seed"]: r for r in rows if r["config"] == name}
         errors = [r["rel_l2"] for r in by_seed.values()]
         walls = [r["wall_s"] for r in by_seed.values()]
         cells = [_fmt(by_seed[s]["rel_l2"]) if s in by_seed else "—" for s in seeds]
-        lines.append(f"| {name} | " + " | ".join(cells)
-                     + f" | {statistics.median(errors):.2e} | {max(errors):.2e} | "
-                       f"{published(name)} | {min(walls):.0f}–{max(walls):.0f} |")
+        line = (f"| {name} | " + " | ".join(cells)
+                + f" | {statistics.median(errors):.2e} | {max(errors):.2e} | "
+                  f"{published(name)} | {min(walls):.0f}–{max(walls):.0f} |")
+        if beside:
+            theirs = [r for r in beside[1] if r["problem"] == name]
+            line += (f" {statistics.median(r['rel_l2'] for r in theirs):.2e} "
+                     f"({len(theirs)}), {min(r['wall_s_total'] for r in theirs):.0f}–"
+                     f"{max(r['wall_s_total'] for r in theirs):.0f} |" if theirs else " — |")
+        lines.append(line)
     return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pinnsketch.version import __version__
 from pinnsketch.api import check_config, train
-from pinnsketch.bench import BENCHMARKS, bench
+from pinnsketch.bench import BENCHMARKS, bench, read_beside
 from pinnsketch.compare import compare, parse_modes
 from pinnsketch.config import load_config
 from pinnsketch.errors import ConfigError, NonFiniteLoss, RunInterrupted, suggest
@@ -92,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
                                                            "finished runs there are reused)")
     suite.add_argument("--jobs", type=int, default=1,
                        help="runs trained at once, one process each (default 1)")
+    suite.add_argument("--beside", metavar="FILE",
+                       help="another toolkit's results (JSON rows: problem, seed, rel_l2, "
+                            "wall_s_total), set beside ours")
     suite.add_argument("--set", dest="overrides", action="append", default=[],
                        metavar="KEY.PATH=VALUE", help="override a value in every run")
 
@@ -208,8 +211,9 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    beside = read_beside(Path(args.beside)) if args.beside else None
     bench(args.problems, args.seeds, Path(args.configs), Path(args.out), args.overrides,
-          jobs=args.jobs)
+          jobs=args.jobs, beside=beside)
     print((Path(args.out) / "bench.md").read_text(), end="")
     return 0
 

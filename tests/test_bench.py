@@ -70,3 +70,23 @@ def test_parallel_bench_equals_the_serial_one_and_keeps_finished_rows(tmp_path, 
         bench(["poisson"], [0, 1], ROOT / "problems", tmp_path / "cut", TINY)
     text = (tmp_path / "cut" / "bench.md").read_text()
     assert "| poisson | 5.00e-01 | — |" in text
+
+
+def test_another_toolkits_rows_are_set_beside_ours(tmp_path, capsys):
+    theirs = [{"problem": "poisson", "seed": s, "rel_l2": e, "wall_s_total": w, "label": "dde"}
+              for s, e, w in ((0, 1e-3, 10.0), (1, 3e-3, 30.0), (2, 2e-3, 20.0))]
+    (tmp_path / "dde.json").write_text(json.dumps(theirs))
+    assert main(["bench", "--problems", "poisson", "reaction", "--seeds", "0",
+                 "--configs", str(ROOT / "problems"), "--out", str(tmp_path / "b"),
+                 "--beside", str(tmp_path / "dde.json"),
+                 *[a for o in TINY for a in ("--set", o)]]) == 0
+    text = capsys.readouterr().out
+    assert "dde: median (seeds), wall s" in text
+    poisson = next(ln for ln in text.splitlines() if ln.startswith("| poisson |"))
+    assert poisson.endswith("2.00e-03 (3), 10–30 |")  # the median of theirs, all seeds
+    reaction = next(ln for ln in text.splitlines() if ln.startswith("| reaction |"))
+    assert reaction.endswith("— |")
+    (tmp_path / "bad.json").write_text(json.dumps([{"problem": "poisson"}]))
+    assert main(["bench", "--problems", "poisson", "--configs", str(ROOT / "problems"),
+                 "--out", str(tmp_path / "c"), "--beside", str(tmp_path / "bad.json")]) == 2
+    assert "rel_l2" in capsys.readouterr().err
