@@ -53,7 +53,7 @@ def test_every_scenario_names_a_calibrated_mechanism_and_a_shipped_config():
 
 def test_run_findings_rediagnoses_under_other_thresholds(tmp_path):
     # The shipped stalled set-up, short: found as a trivial-solution trap by default; with
-    # the stuck threshold at −10 (a loss would have to grow 11-fold over a window to count
+    # its stuck threshold at −10 (a loss would have to grow 11-fold over a window to count
     # as stuck) nothing of that kind fires.
     config = pinnsketch.load_config(ROOT / "problems" / "burgers_stalled.yaml", [
         "train.adam_steps=600", "train.eval_every=200", "monitor.every=5",
@@ -62,5 +62,5 @@ def test_run_findings_rediagnoses_under_other_thresholds(tmp_path):
     written = (tmp_path / "run" / "diagnosis.json").read_text()
     default = run_findings(tmp_path / "run")
     assert {f.kind for f in default} and all(f.kind in written for f in default)
-    strict = run_findings(tmp_path / "run", dataclasses.replace(Thresholds(), stuck=-10.0))
+    strict = run_findings(tmp_path / "run", dataclasses.replace(Thresholds(), trivial_stuck=-10.0))
     assert "trivial_solution" not in {f.kind for f in strict}

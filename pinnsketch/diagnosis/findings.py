@@ -42,6 +42,9 @@ class Thresholds:
             Burgers runs' ic loss falls 0.2–4.4% per window while the solution stays
             trivial), and the weight and gradient conditions below already exclude healthy
             equal-weight runs.
+        trivial_stuck: trivial-solution trap — the constraint term's loss falls by less
+            than this fraction per window (the same value as ``stuck`` until calibrated
+            apart).
         unsolved: a term (or the loss sum) is unsolved while above this fraction of its
             start value; a term already 10× down is being fitted, whatever its gradient does.
         dominance: imbalance — another term's weighted gradient is at least this multiple of
@@ -98,6 +101,7 @@ class Thresholds:
 
     plateau: float = 0.02
     stuck: float = 0.10
+    trivial_stuck: float = 0.10
     unsolved: float = 0.10
     dominance: float = 10.0
     elasticity: float = 1e-3

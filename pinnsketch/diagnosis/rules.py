@@ -171,7 +171,7 @@ def trivial_solution(run: RunView, sl: slice, th: Thresholds) -> list[Candidate]
     out = []
     for term in run.terms:
         fall = _decrease(run.loss[term][sl])
-        if term == ref or not (fall < th.stuck and run.unsolved(term, sl, th)):
+        if term == ref or not (fall < th.trivial_stuck and run.unsolved(term, sl, th)):
             continue
         w_t, w_ref = run.weights[term], run.weights[ref]
         end = {t: _median(run.loss[t][sl][-2:]) for t in (ref, term)}
