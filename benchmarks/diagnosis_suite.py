@@ -80,9 +80,10 @@ SCENARIOS = {
                                           "train.adam_steps=2000"),
                       "vanishing", "Glorot & Bengio 2010: a deep tanh network whose "
                                    "initialisation saturates it"),
-    "convection_lbfgs": Case("convection", (
-        "train.quasi_newton=lbfgs", "train.adam_steps=1000", "train.lbfgs_steps=3000"),
-        "optimizer_stall", "Rathore et al. 2024: L-BFGS line searches stop early"),
+    "poisson_lbfgs_float32": Case("poisson", (
+        "train.dtype=float32", "train.quasi_newton=lbfgs", "train.lbfgs_steps=3000"),
+        "optimizer_stall", "Rathore et al. 2024: L-BFGS line searches stop early (here in "
+                           "float32, as DeepXDE trains)"),
     "wave_soft": Case("wave", ADAM_ONLY + ("train.adam_steps=3000",), "conflict",
                       "Wang, Bhartari, Li & Perdikaris 2025: opposed pde and ic_t gradients"),
     "poisson_multiscale": Case("poisson_multiscale", ADAM_ONLY + (
@@ -90,12 +91,13 @@ SCENARIOS = {
         "train.adam_steps=2000"), "spectral_bias",
         "Rahaman et al. 2019; Wang, Wang & Perdikaris 2021: a sin 8πx sin 8πy part"),
 }
-# Healthy runs: shipped configs at a quarter of their budget (they converge; nothing
-# should fire).
-SCALE = ("train.steps_scale=0.25",)
-HEALTHY = {name: Case(name, SCALE, None) for name in (
-    "burgers", "poisson", "heat", "convection", "reaction", "helmholtz2d", "kovasznay",
-    "poisson_holes")}
+# Healthy runs: shipped configs, at a quarter of their budget where that still converges
+# (measured: Burgers 5e-5, Poisson 2e-7, heat 2e-5 on seeds 0-1); convection and reaction
+# fail at a quarter (0.72, 0.21) and run their whole budget.
+QUARTER = ("train.steps_scale=0.25",)
+HEALTHY = {name: Case(name, QUARTER if name not in ("convection", "reaction") else (), None)
+           for name in ("burgers", "poisson", "heat", "convection", "reaction", "helmholtz2d",
+                        "kovasznay", "poisson_holes")}
 # Held-out variants: another width and depth of every case.
 VARIANTS = {"": (), "w48": ("model.width=48",), "d3": ("model.depth=3",)}
 
