@@ -131,3 +131,23 @@ def test_loaded_run_predicts_what_was_evaluated(tmp_path):
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     for key in ("rel_l2", "steps", "wall_s", "s_per_step", "seed", "versions"):
         assert key in summary
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_step_zero(tmp_path, monkeypatch):
+    full = pinnsketch.train(_config(30, 10), out=tmp_path / "full")
+    original = Trainer.adam_step
+
+    def killed(self, stop=False):  # an exception no handler saves on (as a SIGKILL)
+        if self.step == 3:
+            raise SystemExit("killed")
+        return original(self, stop)
+
+    monkeypatch.setattr(Trainer, "adam_step", killed)
+    with pytest.raises(SystemExit):
+        pinnsketch.train(_config(30, 10, ["train.checkpoint_every=1000"]), out=tmp_path / "cut")
+    monkeypatch.setattr(Trainer, "adam_step", original)
+    assert RunDir(tmp_path / "cut").load_checkpoint()["trainer"]["step"] == 0
+    resumed = pinnsketch.train(_config(30, 10, ["train.checkpoint_every=1000"]),
+                               resume=tmp_path / "cut")
+    _assert_same_models(tmp_path / "full", tmp_path / "cut")
+    assert resumed.summary["rel_l2"] == full.summary["rel_l2"]

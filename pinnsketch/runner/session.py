@@ -219,6 +219,8 @@ class _Session:
             if self.problem.has_reference:
                 self.reference = self.problem.reference(self.grid)
         self.started = time.perf_counter()
+        if fresh:  # a run killed before its first periodic checkpoint still resumes
+            self.checkpoint()
         show = self.config.output.progress and self.main
         self.bar = tqdm(total=self.schedule.total_steps, initial=trainer.step, disable=not show,
                         desc=self.config.output.label or self.name, dynamic_ncols=True)
