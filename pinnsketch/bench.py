@@ -40,6 +40,7 @@ ANCHORS: dict[str, tuple[float, str]] = {
     "reaction": (1.9e-2, "Rathore et al. 2024"),
     "wave": (5.5e-2, "Rathore et al. 2024"),
     "allen_cahn": (2.2e-5, "PirateNets, Wang et al. 2024"),
+    "kdv": (4.3e-4, "PirateNets, Wang et al. 2024"),
     "poisson_holes": (1.2e-2, "PINNacle Poisson 2d-C, best method; its Laplace problem on "
                               "this geometry, for scale"),
 }

@@ -264,3 +264,25 @@ def test_a_trap_under_equal_weights_gets_adaptive_weights_as_its_remedy():
     # Under a smaller weight the remedy is that weight raised to pde's.
     (low,) = [f for f in diagnose(_history(edit), {"bc": 1e-3}) if f.kind == "trivial_solution"]
     assert low.remedy == ("train.weights.bc=1",)
+
+
+def test_a_trap_the_run_gets_past_is_no_finding():
+    # The trivial-solution case for the first 70% of the run; then (a second phase) bc
+    # falls 1000-fold: a plateau passed through, not the run's stall.
+    def bc(t):
+        return np.where(t < 0.7, 0.4 * (1 - 0.01 * t), 0.4 * np.exp(-100 * (t - 0.7)))
+
+    pde = CASES["trivial-solution"][0][("loss", "", "pde")]
+    kept = diagnose(_history({("loss", "", "pde"): pde, ("loss", "", "bc"): lambda t: np.where(
+        t < 0.7, 0.4 * (1 - 0.01 * t), 0.4 * (1 - 0.01 * t) * (1 - 0.5 * (t - 0.7)))}))
+    assert [f.kind for f in kept] == ["trivial_solution"]  # halved after it: still stuck
+    assert diagnose(_history({("loss", "", "pde"): pde, ("loss", "", "bc"): bc})) == []
+
+
+def test_uneven_layers_on_a_term_being_fitted_are_no_finding():
+    # The exploding case's layer3 ratio (2e4x the median layer), but bc 10x down within
+    # the first window (the base history's bc takes 60% of the run for that).
+    edit = CASES["exploding"][0]
+    assert [f.kind for f in diagnose(_history(edit))] == ["exploding"]
+    fitted = {**edit, ("loss", "", "bc"): lambda t: 0.1 * np.exp(-20 * t)}
+    assert diagnose(_history(fitted)) == []

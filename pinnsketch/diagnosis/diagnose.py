@@ -34,7 +34,8 @@ def diagnose(history, weights: Mapping[str, float] | None = None,
 
     Returns:
         Findings in the order of :data:`TITLES` (then by first step); empty for a healthy
-        run or too short a history.
+        run or too short a history. A window finding the run got past (its loss fell 1 /
+        ``thresholds.unsolved``-fold after it) is not one.
     """
     n = len(history.steps)
     from_record = causality_violation(metrics, causal_chunks, thresholds)
@@ -63,8 +64,10 @@ def diagnose(history, weights: Mapping[str, float] | None = None,
         for group in _consecutive(found):
             if len(group) < 2:
                 continue  # a single window is a transient, not a finding
-            w_best, best = max(group, key=lambda wc: (wc[1].priority, wc[1].score))
             lo, hi = spans[group[0][0]][0], spans[group[-1][0]][1]
+            if run.got_past(term, hi, thresholds):
+                continue
+            w_best, best = max(group, key=lambda wc: (wc[1].priority, wc[1].score))
             findings.append(Finding(kind, run.steps(lo, hi), best.layer, term,
                                     {k: float(v) for k, v in best.evidence.items()},
                                     best.message, best.suggestion, best.layers or (best.layer,),

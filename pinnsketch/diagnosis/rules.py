@@ -80,6 +80,13 @@ class RunView:
         """The unweighted loss sum is still at least ``th.unsolved`` of its start."""
         return _median(self.loss_sum[sl][-2:]) >= th.unsolved * _median(self.loss_sum[:2])
 
+    def got_past(self, term: str, hi: int, th: Thresholds) -> bool:
+        """The run left a stall ending at row ``hi`` behind: by its last rows the loss of
+        ``term`` (the weighted total for ``all`` or a pair) is below ``th.unsolved`` of what
+        it was there (a healthy run may pass through a plateau that a later phase ends)."""
+        series = self.loss.get(term, self.loss_weighted)
+        return _median(series[-2:]) < th.unsolved * _median(series[max(hi - 2, 0):hi])
+
     def unsolved(self, term: str, sl: slice, th: Thresholds) -> bool:
         end = _median(self.loss[term][sl][-max(2, (sl.stop - sl.start) // 4):])
         return end >= th.unsolved * self.start[term]
@@ -234,12 +241,18 @@ def vanishing_overall(run: RunView, sl: slice, th: Thresholds) -> list[Candidate
 
 
 def layer_scale(run: RunView, sl: slice, th: Thresholds) -> list[Candidate]:
+    """Vanishing or exploding gradients across layers: an unsolved term's RMS gradient
+    entry in one layer beyond ``th.layer_ratio`` of the median layer's, or a term's gradient
+    grown ``th.growth``-fold while its loss rises."""
     out = []
     shapes = run.h.shapes
     size = np.array([np.sqrt(shapes[ly][0] * shapes[ly][1]) for ly in run.layers])[:, None]
     for term in run.terms:
         rms = run.norm[term][:, sl] / size
-        if len(run.layers) >= 3 and np.isfinite(rms).any() and np.nanmax(rms) > 0:
+        # Uneven layers matter while they stall a term: not once it is being fitted (near
+        # convergence every gradient is small and their ratios mean nothing).
+        if (len(run.layers) >= 3 and np.isfinite(rms).any() and np.nanmax(rms) > 0
+                and run.unsolved(term, sl, th)):
             middle = np.median(rms, axis=0, keepdims=True)
             ratio = np.array([_median(r) for r in rms / np.maximum(middle, 1e-300)])
             for kind, bad in (("vanishing", ratio <= 1.0 / th.layer_ratio),
