@@ -12,9 +12,9 @@ literature and healthy runs, thresholds calibrated on some seeds and judged on o
 reference solution; rel L2 only labels a run (a failure scenario must fail, a healthy run
 must not) and judges remedies.
 
-Calibration (``calibrate``): each mechanism has one decision threshold (:data:`PARAMETERS`,
-a field of :class:`pinnsketch.diagnosis.Thresholds`) and a grid of values ordered from least
-to most sensitive. Each run is re-diagnosed from its folder at every grid value (cheap: the
+Calibration (``calibrate``): each mechanism has its decision thresholds (:data:`PARAMETERS`:
+fields of :class:`pinnsketch.diagnosis.Thresholds`, one for most mechanisms, two for
+imbalance) and a grid of their values ordered from least to most sensitive. Each run is re-diagnosed from its folder at every grid value (cheap: the
 monitor's history, metrics and summary). A value is *feasible* when no healthy calibration
 run gets a finding of that mechanism; among the feasible values those detecting the most
 calibration runs of the mechanism's scenarios win, and of those the middle one (a margin
@@ -101,18 +101,39 @@ HEALTHY = {name: Case(name, QUARTER if name not in ("convection", "reaction") el
 # Held-out variants: another width and depth of every case.
 VARIANTS = {"": (), "w48": ("model.width=48",), "d3": ("model.depth=3",)}
 
-# mechanism -> (Thresholds field, grid from least to most sensitive)
+
+
+def _one(field: str, values) -> tuple[tuple[str, ...], tuple[tuple[float, ...], ...]]:
+    return (field,), tuple((float(v),) for v in values)
+
+
+# mechanism -> (Thresholds fields, grid of their values from least to most sensitive).
+# Imbalance has two: how much larger the other term's weighted gradient must be, and how
+# little the neglected term may fall per window (outer loop: dominance).
 PARAMETERS = {
-    "imbalance": ("stuck", tuple(np.geomspace(0.01, 0.9, 15))),
-    "trivial_solution": ("trivial_stuck", tuple(np.geomspace(0.01, 0.9, 15))),
-    "vanishing": ("elasticity", tuple(np.geomspace(1e-6, 1e-1, 16))),
-    "stagnation": ("collapse", tuple(np.geomspace(1e-5, 1e-1, 13))),
-    "conflict": ("conflict", tuple(np.linspace(-0.95, 0.0, 20))),
-    "causality": ("causality", tuple(np.geomspace(100, 1.5, 15))),
-    "optimizer_stall": ("stall_gradient", tuple(np.geomspace(1e-2, 1e-9, 15))),
-    "ill_conditioning": ("slow_decades", tuple(np.geomspace(0.1, 4.0, 14))),
-    "spectral_bias": ("feature_share", tuple(np.geomspace(1e-4, 0.2, 12))),
+    "imbalance": (("dominance", "stuck"), tuple(
+        (float(d), s) for d in np.geomspace(30.0, 2.0, 7) for s in (0.05, 0.1, 0.2, 0.5, 0.9))),
+    "trivial_solution": _one("trivial_stuck", np.geomspace(0.01, 0.9, 15)),
+    "vanishing": _one("elasticity", np.geomspace(1e-6, 1e-1, 16)),
+    "stagnation": _one("collapse", np.geomspace(1e-5, 1e-1, 13)),
+    "conflict": _one("conflict", np.linspace(-0.95, 0.0, 20)),
+    "causality": _one("causality", np.geomspace(100, 1.5, 15)),
+    "optimizer_stall": _one("stall_gradient", np.geomspace(1e-2, 1e-9, 15)),
+    "ill_conditioning": _one("slow_decades", np.geomspace(0.1, 4.0, 14)),
+    "spectral_bias": _one("feature_share", np.geomspace(1e-4, 0.2, 12)),
 }
+
+
+def at(fields: Sequence[str], values: Sequence[float] | None,
+       base: Thresholds = Thresholds()) -> Thresholds:
+    """``base`` with ``fields`` set to ``values`` (None: unchanged)."""
+    return base if values is None else dataclasses.replace(base, **dict(zip(fields, values)))
+
+
+def _show(fields: Sequence[str], values: Sequence[float] | None) -> str:
+    if values is None:
+        return "none feasible"
+    return ", ".join(f"{f} = {v:.3g}" for f, v in zip(fields, values))
 
 
 def runs(seeds: Sequence[int], only: Sequence[str] = (), variants: Sequence[str] = ("",)
@@ -146,14 +167,13 @@ def _kinds(folder: Path, thresholds: Thresholds) -> set[str]:
 
 def decisions(folders: dict[str, Path], mechanism: str) -> dict[str, list[bool]]:
     """For each run, whether ``mechanism`` is found at each value of its grid."""
-    field, grid = PARAMETERS[mechanism]
-    return {name: [mechanism in _kinds(folder, dataclasses.replace(Thresholds(),
-                                                                    **{field: value}))
-                   for value in grid] for name, folder in folders.items()}
+    fields, grid = PARAMETERS[mechanism]
+    return {name: [mechanism in _kinds(folder, at(fields, values)) for values in grid]
+            for name, folder in folders.items()}
 
 
 def choose(found: dict[str, list[bool]], positives: Sequence[str], negatives: Sequence[str],
-           grid: Sequence[float]) -> tuple[float | None, int]:
+           grid: Sequence) -> tuple[object | None, int]:
     """The grid value detecting the most ``positives`` with no ``negatives`` (the middle of
     the best feasible values), and how many it detects; (None, 0) if no value is feasible.
 
@@ -165,7 +185,7 @@ def choose(found: dict[str, list[bool]], positives: Sequence[str], negatives: Se
     hits = {i: sum(found[p][i] for p in positives) for i in feasible}
     best = max(hits.values())
     tied = [i for i in feasible if hits[i] == best]
-    return float(grid[tied[len(tied) // 2]]), best
+    return grid[tied[len(tied) // 2]], best
 
 
 def calibrate_on(folders: dict[str, Path], labels: dict[str, str | None],
@@ -173,13 +193,14 @@ def calibrate_on(folders: dict[str, Path], labels: dict[str, str | None],
     """Per mechanism: the chosen threshold and its counts on these runs (``skip``: leave out
     that scenario's runs)."""
     out = {}
-    for mechanism, (field, grid) in PARAMETERS.items():
+    for mechanism, (fields, grid) in PARAMETERS.items():
         kept = {n: f for n, f in folders.items() if not skip or not n.startswith(skip + "-")}
         found = decisions(kept, mechanism)
         positives = [n for n in kept if labels[n] == mechanism]
         negatives = [n for n in kept if labels[n] is None]
         value, hits = choose(found, positives, negatives, grid)
-        out[mechanism] = {"field": field, "value": value, "default": getattr(Thresholds(), field),
+        out[mechanism] = {"fields": list(fields), "value": None if value is None else list(value),
+                          "default": [getattr(Thresholds(), f) for f in fields],
                           "detected": hits, "scenario_runs": len(positives),
                           "healthy_runs": len(negatives)}
     return out
@@ -202,21 +223,21 @@ def calibrate(args: argparse.Namespace) -> None:
                             text=True).stdout.strip()
     record = {"commit": commit, "seeds": list(args.seeds), "mechanisms": table}
     args.thresholds.write_text(json.dumps(record, indent=2) + "\n")
-    print("| mechanism | threshold | default | calibrated | detected / scenario runs | "
-          "healthy runs |\n|---|---|---|---|---|---|")
+    print("| mechanism | default | calibrated | detected / scenario runs | "
+          "healthy runs |\n|---|---|---|---|---|")
     for mechanism, row in table.items():
-        value = "none feasible" if row["value"] is None else f"{row['value']:.3g}"
-        print(f"| {mechanism} | {row['field']} | {row['default']:.3g} | {value} | "
+        print(f"| {mechanism} | {_show(row['fields'], row['default'])} | "
+              f"{_show(row['fields'], row['value'])} | "
               f"{row['detected']} / {row['scenario_runs']} | {row['healthy_runs']} |")
 
 
 def frozen(path: Path) -> Thresholds:
     """The thresholds of a ``calibrate`` record (a mechanism without a feasible value keeps
     its default)."""
-    table = json.loads(path.read_text())["mechanisms"]
-    return dataclasses.replace(Thresholds(), **{row["field"]: row["value"]
-                                                for row in table.values()
-                                                if row["value"] is not None})
+    thresholds = Thresholds()
+    for row in json.loads(path.read_text())["mechanisms"].values():
+        thresholds = at(row["fields"], row["value"], thresholds)
+    return thresholds
 
 
 def confusion(found: dict[str, set[str]], labels: dict[str, str | None]) -> dict[str, dict]:
@@ -244,6 +265,10 @@ def evaluate(args: argparse.Namespace) -> None:
         print(f"{name}: rel L2 {summary['rel_l2']:.3g}, expected {labels[name]}, found "
               f"{', '.join(sorted(found[name])) or 'nothing'}")
     _print_confusion(confusion(found, labels))
+    healthy = [n for n in found if labels[n] is None]
+    flagged = [f"{n} ({', '.join(sorted(found[n]))})" for n in healthy if found[n]]
+    print(f"healthy runs with any finding (every kind, calibrated or not): {len(flagged)} / "
+          f"{len(healthy)}{': ' + '; '.join(flagged) if flagged else ''}")
 
 
 def _print_confusion(table: dict[str, dict]) -> None:
@@ -262,12 +287,10 @@ def loso(args: argparse.Namespace) -> None:
     for name, case in SCENARIOS.items():
         table = calibrate_on(calibration, labels_c, skip=name)
         row = table[case.mechanism]
-        thresholds = (dataclasses.replace(Thresholds(), **{row["field"]: row["value"]})
-                      if row["value"] is not None else Thresholds())
+        thresholds = at(row["fields"], row["value"])
         mine = [n for n in held if n.startswith(name + "-")]
         detected = sum(case.mechanism in _kinds(held[n], thresholds) for n in mine)
-        value = "none feasible" if row["value"] is None else f"{row['value']:.3g}"
-        print(f"| {name} | {case.mechanism} | {row['field']} = {value} | "
+        print(f"| {name} | {case.mechanism} | {_show(row['fields'], row['value'])} | "
               f"{detected} / {len(mine)} |")
 
 

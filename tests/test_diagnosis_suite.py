@@ -46,8 +46,9 @@ def test_every_scenario_names_a_calibrated_mechanism_and_a_shipped_config():
     for name, case in {**suite.SCENARIOS, **suite.HEALTHY}.items():
         assert (ROOT / "problems" / f"{case.config}.yaml").is_file(), name
         assert case.mechanism is None or case.mechanism in suite.PARAMETERS, name
-    for mechanism, (field, grid) in suite.PARAMETERS.items():
-        assert hasattr(Thresholds(), field) and len(grid) >= 10, mechanism
+    for mechanism, (fields, grid) in suite.PARAMETERS.items():
+        assert all(hasattr(Thresholds(), f) for f in fields) and len(grid) >= 10, mechanism
+        assert all(len(values) == len(fields) for values in grid), mechanism
     assert len({c.mechanism for c in suite.SCENARIOS.values()}) >= 8  # distinct mechanisms
 
 
