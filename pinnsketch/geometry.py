@@ -180,16 +180,6 @@ class Shape:
         return _rejection(n, self.dim, propose, "interior")
 
 
-def _check_dims(first: Shape, second: Shape, name: str) -> None:
-    for arg, value in (("first", first), ("second", second)):
-        if not isinstance(value, Shape):
-            raise TypeError(f"{name}.{arg} must be a Box, Disk, Union or Difference, "
-                            f"got {type(value).__name__}")
-    if first.dim != second.dim:
-        raise ValueError(f"{name} needs shapes of equal dimension, got first.dim={first.dim} "
-                         f"and second.dim={second.dim}")
-
-
 @dataclass(frozen=True)
 class Box(Shape):
     """Axis-aligned box ``[lows, highs]`` in any dimension d ≥ 1.
@@ -315,22 +305,37 @@ class Disk(Shape):
 
 
 @dataclass(frozen=True)
-class Union(Shape):
-    """``first ∪ second``; signed distance ``min(a, b)`` (a bound away from the boundary).
-
-    Its boundary: ∂first where not strictly inside second, and ∂second where not strictly
-    inside first.
-    """
+class _Pair(Shape):
+    """A shape made of two of equal dimension (the CSG operations)."""
 
     first: Shape
     second: Shape
 
     def __post_init__(self):
-        _check_dims(self.first, self.second, "Union")
+        name = type(self).__name__
+        for arg, value in (("first", self.first), ("second", self.second)):
+            if not isinstance(value, Shape):
+                raise TypeError(f"{name}.{arg} must be a Box, Disk, Union or Difference, "
+                                f"got {type(value).__name__}")
+        if self.first.dim != self.second.dim:
+            raise ValueError(f"{name} needs shapes of equal dimension, got first.dim="
+                             f"{self.first.dim} and second.dim={self.second.dim}")
 
     @property
     def dim(self) -> int:
         return self.first.dim
+
+    def _primitives(self) -> tuple[Shape, ...]:
+        return self.first._primitives() + self.second._primitives()
+
+
+@dataclass(frozen=True)
+class Union(_Pair):
+    """``first ∪ second``; signed distance ``min(a, b)`` (a bound away from the boundary).
+
+    Its boundary: ∂first where not strictly inside second, and ∂second where not strictly
+    inside first.
+    """
 
     @property
     def bounds(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -345,9 +350,6 @@ class Union(Shape):
         return torch.where(use_first[:, None], self.first._gradient(points),
                            self.second._gradient(points))
 
-    def _primitives(self) -> tuple[Shape, ...]:
-        return self.first._primitives() + self.second._primitives()
-
     def _keep(self, points: torch.Tensor, source: int) -> torch.Tensor:
         split = len(self.first._primitives())
         if source < split:
@@ -356,23 +358,13 @@ class Union(Shape):
 
 
 @dataclass(frozen=True)
-class Difference(Shape):
+class Difference(_Pair):
     """``first \\ second``; signed distance ``max(a, −b)`` (a bound away from the boundary);
     bounds are the first shape's.
 
     Its boundary: ∂first where not strictly inside second, and ∂second where strictly inside
     first; there the outward normal points into the removed shape.
     """
-
-    first: Shape
-    second: Shape
-
-    def __post_init__(self):
-        _check_dims(self.first, self.second, "Difference")
-
-    @property
-    def dim(self) -> int:
-        return self.first.dim
 
     @property
     def bounds(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -385,9 +377,6 @@ class Difference(Shape):
         use_first = self.first._distance(points) >= -self.second._distance(points)
         return torch.where(use_first[:, None], self.first._gradient(points),
                            -self.second._gradient(points))
-
-    def _primitives(self) -> tuple[Shape, ...]:
-        return self.first._primitives() + self.second._primitives()
 
     def _keep(self, points: torch.Tensor, source: int) -> torch.Tensor:
         split = len(self.first._primitives())
