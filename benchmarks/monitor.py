@@ -189,23 +189,29 @@ class Twins:
         return {}
 
 
+def train_twins(overrides: list[str], make, adam: int, lbfgs: int):
+    """A trainer whose monitor is ``make(model, terms)`` (twin monitors), ``adam`` Adam steps
+    then ``lbfgs`` L-BFGS iterations; returns the twins and the seconds taken."""
+    holder = {}
+
+    def factory(model, terms):
+        holder["twins"] = make(model, terms)
+        return holder["twins"]
+
+    trainer = make_trainer(overrides, None, monitor_factory=factory)
+    tic = time.perf_counter()
+    for _ in range(adam):
+        trainer.adam_step()
+    trainer.lbfgs_chunk(lbfgs)
+    return holder["twins"], time.perf_counter() - tic
+
+
 def accuracy(widths=(64, 256), adam: int = 300, lbfgs: int = 100) -> dict:
     out = {}
     for width in widths:
         points = [f"model.width={width}", "sampling.interior=1000", "sampling.boundary=100",
                   "sampling.initial=100", f"train.eval_every={lbfgs}"]
-        holder = {}
-
-        def factory(model, terms):
-            holder["twins"] = Twins(model, terms)
-            return holder["twins"]
-
-        trainer = make_trainer(points, None, monitor_factory=factory)
-        tic = time.perf_counter()
-        for _ in range(adam):
-            trainer.adam_step()
-        trainer.lbfgs_chunk(lbfgs)
-        twins = holder["twins"]
+        twins, seconds = train_twins(points, Twins, adam, lbfgs)
         rows = twins.rows
         auto, exact = twins.auto.history_view(), twins.exact.history_view()
         assert auto.stride == 1
@@ -232,7 +238,7 @@ def accuracy(widths=(64, 256), adam: int = 300, lbfgs: int = 100) -> dict:
                                           len(values))
         out[width] = {"table": table, "sketched": twins.sketched,
                       "checks": dict(twins.auto.checks_by_phase),
-                      "seconds": time.perf_counter() - tic}
+                      "seconds": seconds}
         print(f"\nwidth {width}: sketched layers {twins.sketched}, checks "
               f"{twins.auto.checks_by_phase}, {out[width]['seconds']:.0f} s")
         print("| phase | statistic | median error | worst error | evaluations |")
@@ -293,22 +299,12 @@ def adaptive(width: int = 256, tolerances=(0.05, 0.1, 0.2), adam: int = 300,
     points = [f"model.width={width}", "sampling.interior=1000", "sampling.boundary=100",
               "sampling.initial=100", f"train.eval_every={lbfgs}"]
     for tolerance in tolerances:
-        holder = {}
-
-        def factory(model, terms):
-            holder["twins"] = AdaptiveTwins(model, terms, tolerance)
-            return holder["twins"]
-
-        trainer = make_trainer(points, None, monitor_factory=factory)
-        tic = time.perf_counter()
-        for _ in range(adam):
-            trainer.adam_step()
-        trainer.lbfgs_chunk(lbfgs)
-        twins = holder["twins"]
+        twins, seconds = train_twins(
+            points, lambda model, terms: AdaptiveTwins(model, terms, tolerance), adam, lbfgs)
         rows = twins.rows
         ranks = [r["rank"] for r in rows]
         fixed = SketchMonitor(twins.adaptive.layers, twins.adaptive.terms).memory()
-        out[tolerance] = {"rows": rows, "seconds": time.perf_counter() - tic}
+        out[tolerance] = {"rows": rows, "seconds": seconds}
         print(f"\nτ = {tolerance}: {len(rows)} spectral evaluations, "
               f"{out[tolerance]['seconds']:.0f} s; ranks (every 10th evaluation): "
               f"{ranks[::10]}, final {ranks[-1]}")
