@@ -40,6 +40,14 @@ def _join_as(rank: int, world: int, port: int) -> None:
     torch.set_num_threads(1)
 
 
+def _leave() -> None:
+    """Leave the group together, as the session does: a rank that tears its gloo pair down
+    while the other still closes its own can abort that one ('terminate called without an
+    active exception', seen once in CI)."""
+    dist.barrier()
+    dist.destroy_process_group()
+
+
 def _train(trainer) -> None:
     for _ in range(ADAM_STEPS):
         trainer.adam_step()
@@ -58,7 +66,7 @@ def _worker(rank: int, world: int, port: int, out: str, fail_rank: int) -> None:
     _train(trainer)
     torch.save({"batch": batch, "params": [p.detach().clone() for p in trainer.parameters],
                 "monitor": trainer.monitor.state_dict()}, Path(out) / f"rank{rank}.pt")
-    dist.destroy_process_group()
+    _leave()
 
 
 def test_two_ranks_match_single_process_on_the_union(tmp_path):
@@ -177,7 +185,7 @@ def _dense_worker(rank: int, world: int, port: int, out: str) -> None:
     H = trainer.lbfgs.state[trainer.parameters[0]]["H"]
     torch.save({"batch": batch, "params": [p.detach().clone() for p in trainer.parameters],
                 "H": H.clone()}, Path(out) / f"dense{rank}.pt")
-    dist.destroy_process_group()
+    _leave()
 
 
 def test_dense_quasi_newton_keeps_one_H_on_every_rank(tmp_path):
@@ -211,7 +219,7 @@ def _balancing_worker(rank: int, world: int, port: int, out: str, scheme: str) -
     torch.save({"batch": batch, "weights": dict(trainer.weights),
                 "params": [p.detach().clone() for p in trainer.parameters]},
                Path(out) / f"{scheme}{rank}.pt")
-    dist.destroy_process_group()
+    _leave()
 
 
 @pytest.mark.parametrize("scheme", ["grad_norm", "ntk"])
@@ -254,7 +262,7 @@ def _techniques_worker(rank: int, world: int, port: int, out: str) -> None:
                 "causal": trainer.causal.last_weights.clone(),
                 "multipliers": trainer.attention.state_dict()["multipliers"]},
                Path(out) / f"techniques{rank}.pt")
-    dist.destroy_process_group()
+    _leave()
 
 
 def test_causal_weights_and_attention_multipliers_match_one_process_on_the_union(tmp_path):
