@@ -14,7 +14,8 @@ must not) and judges remedies.
 
 Calibration (``calibrate``): each mechanism has its decision thresholds (:data:`PARAMETERS`:
 fields of :class:`pinnsketch.diagnosis.Thresholds`, one for most mechanisms, two for
-imbalance) and a grid of their values ordered from least to most sensitive. Each run is re-diagnosed from its folder at every grid value (cheap: the
+imbalance, vanishing and conflict) and a grid of their values ordered from least to most
+sensitive. Each run is re-diagnosed at every grid value from its record, read once (the
 monitor's history, metrics and summary). A value is *feasible* when no healthy calibration
 run gets a finding of that mechanism; among the feasible values those detecting the most
 calibration runs of the mechanism's scenarios win, and of those the middle one (a margin
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import subprocess
 from pathlib import Path
@@ -39,8 +41,8 @@ from typing import Sequence
 import numpy as np
 
 import pinnsketch
-from pinnsketch.diagnosis import Thresholds
-from pinnsketch.runner.diagnosis import diagnose_run, run_findings
+from pinnsketch.diagnosis import Thresholds, diagnose
+from pinnsketch.runner.diagnosis import diagnose_run, run_record
 from pinnsketch.runner.parallel import in_processes
 from pinnsketch.runner.remedy import rerun_with_remedies
 from pinnsketch.runner.run_dir import RunDir
@@ -76,10 +78,10 @@ SCENARIOS = {
     "allen_cahn_adam": Case("allen_cahn", ADAM_ONLY + ("train.adam_steps=3000",),
                             "causality", "Wang, Sankaran & Perdikaris 2024"),
     "deep_tanh": Case("burgers_healthy", ("model.depth=24", "model.width=16",
-                                          "model.init=kaiming_normal",
+                                          "model.init=standard_uniform",
                                           "train.adam_steps=2000"),
-                      "vanishing", "Glorot & Bengio 2010: a deep tanh network whose "
-                                   "initialisation saturates it"),
+                      "vanishing", "Glorot & Bengio 2010: a 24-deep tanh network with their "
+                                   "'standard' initialisation U(±1/√fan_in)"),
     "poisson_lbfgs_float32": Case("poisson", (
         "train.dtype=float32", "train.quasi_newton=lbfgs", "train.lbfgs_steps=3000"),
         "optimizer_stall", "Rathore et al. 2024: L-BFGS line searches stop early (here in "
@@ -108,15 +110,20 @@ def _one(field: str, values) -> tuple[tuple[str, ...], tuple[tuple[float, ...], 
 
 
 # mechanism -> (Thresholds fields, grid of their values from least to most sensitive).
-# Imbalance has two: how much larger the other term's weighted gradient must be, and how
-# little the neglected term may fall per window (outer loop: dominance).
+# Three have two: imbalance (how much larger the other term's weighted gradient must be,
+# and how little the neglected term may fall per window), vanishing (the whole network's
+# elasticity, and the layer-to-median gradient ratio: both rules name it) and conflict (the
+# cosine, and how little each opposed loss may fall per window); outer loop first.
 PARAMETERS = {
     "imbalance": (("dominance", "stuck"), tuple(
         (float(d), s) for d in np.geomspace(30.0, 2.0, 7) for s in (0.05, 0.1, 0.2, 0.5, 0.9))),
     "trivial_solution": _one("trivial_stuck", np.geomspace(0.01, 0.9, 15)),
-    "vanishing": _one("elasticity", np.geomspace(1e-6, 1e-1, 16)),
+    "vanishing": (("elasticity", "layer_ratio"), tuple(
+        (float(e), float(r)) for e in np.geomspace(1e-6, 1e-1, 11)
+        for r in np.geomspace(1e4, 30.0, 6))),
     "stagnation": _one("collapse", np.geomspace(1e-5, 1e-1, 13)),
-    "conflict": _one("conflict", np.linspace(-0.95, 0.0, 20)),
+    "conflict": (("conflict", "conflict_stall"), tuple(
+        (float(c), s) for c in np.linspace(-0.95, 0.0, 20) for s in (0.01, 0.02, 0.05, 0.1))),
     "causality": _one("causality", np.geomspace(100, 1.5, 15)),
     "optimizer_stall": _one("stall_gradient", np.geomspace(1e-2, 1e-9, 15)),
     "ill_conditioning": _one("slow_decades", np.geomspace(0.1, 4.0, 14)),
@@ -161,8 +168,13 @@ def train(args: argparse.Namespace) -> None:
         print(f"{Path(row['folder']).name}: rel L2 {row['rel_l2']:.3g}", flush=True)
 
 
+@functools.lru_cache(maxsize=None)
+def _record(folder: Path) -> dict:
+    return run_record(folder)
+
+
 def _kinds(folder: Path, thresholds: Thresholds) -> set[str]:
-    return {f.kind for f in run_findings(folder, thresholds)}
+    return {f.kind for f in diagnose(thresholds=thresholds, **_record(folder))}
 
 
 def decisions(folders: dict[str, Path], mechanism: str) -> dict[str, list[bool]]:

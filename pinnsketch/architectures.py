@@ -27,6 +27,7 @@ drawn from a generator of their own, so the W₀ are those of the plain network.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Callable
 
 import torch
@@ -56,6 +57,10 @@ INITIALIZERS: dict[str, Callable[..., torch.Tensor]] = {
     "xavier_uniform": nn.init.xavier_uniform_,
     "kaiming_normal": functools.partial(nn.init.kaiming_normal_, nonlinearity="tanh"),
     "kaiming_uniform": functools.partial(nn.init.kaiming_uniform_, nonlinearity="tanh"),
+    # U(−1/√fan_in, 1/√fan_in): nn.Linear's own default, Glorot & Bengio's (2010) "standard"
+    # initialisation, whose variance 1/(3 fan_in) shrinks a tanh network's signals and
+    # gradients layer by layer (their vanishing-gradient set-up).
+    "standard_uniform": functools.partial(nn.init.kaiming_uniform_, a=math.sqrt(5)),
 }
 
 

@@ -75,6 +75,9 @@ class Thresholds:
             so opposition at a plateau is only a conflict while neither term has been fitted.
             (Healthy soft-constrained Burgers has cos(pde, ic) ≈ −0.99 *while the loss
             falls*: opposition alone is a trade-off, not a stall.)
+        conflict_stall: conflicting terms — "neither falls" means each of the two losses
+            falls by less than this fraction per window (``plateau`` until the diagnosis
+            suite calibrated it on its own: opposed terms may both still creep).
         rank_collapsed / rank_before: rank collapse — the median effective rank of Ḡ over
             the layers with min(d_out, d_in) ≥ 2 falls to at most ``rank_collapsed`` after
             having been at least ``rank_before``, while the term's loss plateaus. Single
@@ -110,6 +113,7 @@ class Thresholds:
     collapse: float = 1e-3
     frozen_drift: float = 0.1
     conflict: float = -0.5
+    conflict_stall: float = 0.02
     rank_collapsed: float = 1.05
     rank_before: float = 1.5
     min_rows: int = 8

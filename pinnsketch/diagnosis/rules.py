@@ -343,7 +343,7 @@ def conflict(run: RunView, sl: slice, th: Thresholds) -> list[Candidate]:
             continue  # one of them is fitted: a converged trade-off, not a tug of war
         # Harm, not trade-off: one of the two rises, or neither falls.
         falls = (_decrease(run.loss[a][sl]), _decrease(run.loss[b][sl]))
-        if not (min(falls) < -th.plateau or max(falls) < th.plateau):
+        if not (min(falls) < -th.plateau or max(falls) < th.conflict_stall):
             continue
         i = int(np.nanargmin(medians))
         angle = _median(run.h.series("subspace_angle", run.layers[i], pair)[sl])

@@ -14,7 +14,7 @@ from pinnsketch.plots import monitor_figures
 from pinnsketch.runner.resume import saved_config
 from pinnsketch.runner.run_dir import RunDir
 
-__all__ = ["diagnose_run", "monitor_summary", "run_findings", "write_report"]
+__all__ = ["diagnose_run", "monitor_summary", "run_findings", "run_record", "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +91,24 @@ def run_findings(run_dir: str | Path, thresholds: Thresholds = Thresholds()) -> 
     Raises:
         ConfigError: not a run folder, or the run was not monitored.
     """
+    return diagnose(thresholds=thresholds, **run_record(run_dir))
+
+
+def run_record(run_dir: str | Path) -> dict[str, Any]:
+    """What :func:`pinnsketch.diagnosis.diagnose` reads of a monitored run folder, as its
+    keyword arguments (``history``, ``weights``, ``metrics``, ``summary``,
+    ``causal_chunks``): read once, diagnosed under many thresholds.
+
+    Raises:
+        ConfigError: not a run folder, or the run was not monitored.
+    """
     folder = RunDir(run_dir)
     history = _saved_monitor(folder).history_view()
     config = saved_config(folder)
-    return diagnose(history, history.weights_in_force(dict(config.train.weights)), thresholds,
-                    metrics=folder.read_metrics(), summary=folder.read_summary(),
-                    causal_chunks=config.train.causal.chunks)
+    return {"history": history,
+            "weights": history.weights_in_force(dict(config.train.weights)),
+            "metrics": folder.read_metrics(), "summary": folder.read_summary(),
+            "causal_chunks": config.train.causal.chunks}
 
 
 def _saved_monitor(folder: RunDir) -> SketchMonitor:
