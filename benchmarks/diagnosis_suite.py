@@ -42,7 +42,7 @@ import numpy as np
 
 import pinnsketch
 from pinnsketch.diagnosis import Thresholds, diagnose
-from pinnsketch.runner.diagnosis import diagnose_run, run_record
+from pinnsketch.runner.diagnosis import diagnose_run, read_thresholds, run_record
 from pinnsketch.runner.parallel import in_processes
 from pinnsketch.runner.remedy import rerun_with_remedies
 from pinnsketch.runner.run_dir import RunDir
@@ -243,15 +243,6 @@ def calibrate(args: argparse.Namespace) -> None:
               f"{row['detected']} / {row['scenario_runs']} | {row['healthy_runs']} |")
 
 
-def frozen(path: Path) -> Thresholds:
-    """The thresholds of a ``calibrate`` record (a mechanism without a feasible value keeps
-    its default)."""
-    thresholds = Thresholds()
-    for row in json.loads(path.read_text())["mechanisms"].values():
-        thresholds = at(row["fields"], row["value"], thresholds)
-    return thresholds
-
-
 def confusion(found: dict[str, set[str]], labels: dict[str, str | None]) -> dict[str, dict]:
     """Per mechanism: scenario runs detected and missed, healthy runs it fired on, and the
     other scenarios' runs it fired on."""
@@ -270,7 +261,7 @@ def confusion(found: dict[str, set[str]], labels: dict[str, str | None]) -> dict
 
 def evaluate(args: argparse.Namespace) -> None:
     folders, labels = _collect(args, args.seeds)
-    thresholds = frozen(args.thresholds) if args.thresholds.is_file() else Thresholds()
+    thresholds = read_thresholds(args.thresholds)
     found = {n: _kinds(f, thresholds) for n, f in folders.items()}
     for name in sorted(found):
         summary = json.loads((folders[name] / "summary.json").read_text())
@@ -308,13 +299,14 @@ def loso(args: argparse.Namespace) -> None:
 
 def remedy(args: argparse.Namespace) -> None:
     folders, labels = _collect(args, args.seeds)
-    thresholds = frozen(args.thresholds) if args.thresholds.is_file() else Thresholds()
+    thresholds = read_thresholds(args.thresholds)
     print("| run | mechanism | found | remedy | rel L2 before | after | ratio |\n"
           "|---|---|---|---|---|---|---|")
     for name, folder in sorted(folders.items()):
         if labels[name] is None or labels[name] not in _kinds(folder, thresholds):
             continue
-        diagnose_run(folder)  # its diagnosis.json, as a user has it
+        diagnose_run(folder, thresholds)  # its diagnosis.json, as `pinnsketch diagnose
+        # RUN --thresholds FILE` writes it
         out = folder.with_name(folder.name + "-remedied")
         done = out / "remedy.json"
         result = (json.loads(done.read_text()) if done.is_file()

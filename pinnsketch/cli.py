@@ -16,9 +16,10 @@ from pinnsketch.api import check_config, train
 from pinnsketch.bench import BENCHMARKS, bench, read_beside
 from pinnsketch.compare import compare, parse_modes
 from pinnsketch.config import load_config
+from pinnsketch.diagnosis import Thresholds
 from pinnsketch.errors import ConfigError, NonFiniteLoss, RunInterrupted, suggest
 from pinnsketch.problems import BUILTIN_PROBLEMS
-from pinnsketch.runner.diagnosis import diagnose_run
+from pinnsketch.runner.diagnosis import diagnose_run, read_thresholds
 from pinnsketch.runner.remedy import rerun_with_remedies
 
 __all__ = ["main"]
@@ -105,6 +106,10 @@ def _parser() -> argparse.ArgumentParser:
                                "rel L2 before and after")
     diagnose.add_argument("--out", metavar="DIR",
                           help="run folder of the rerun (default RUN_DIR-remedied)")
+    diagnose.add_argument("--thresholds", metavar="FILE",
+                          help="decision thresholds from a calibration record (e.g. "
+                               "benchmarks/diagnosis_thresholds.json); default: the built-in "
+                               "ones")
     return parser
 
 
@@ -221,7 +226,8 @@ def _bench(args: argparse.Namespace) -> int:
 def _diagnose(args: argparse.Namespace) -> int:
     if args.out and not args.rerun:
         raise ConfigError("--out: only with --rerun (the diagnosis is written in RUN_DIR)")
-    print(diagnose_run(Path(args.run_dir)))
+    thresholds = read_thresholds(args.thresholds) if args.thresholds else Thresholds()
+    print(diagnose_run(Path(args.run_dir), thresholds))
     if args.rerun:
         result = rerun_with_remedies(args.run_dir, args.out)
         before, after = result["rel_l2_before"], result["rel_l2_after"]

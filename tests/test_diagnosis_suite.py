@@ -3,13 +3,18 @@ re-diagnosing a finished run under other thresholds."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
+import pytest
+
 import pinnsketch
 from conftest import tiny_overrides
+from pinnsketch.cli import main as cli_main
 from pinnsketch.diagnosis import Thresholds
-from pinnsketch.runner.diagnosis import run_findings
+from pinnsketch.errors import ConfigError
+from pinnsketch.runner.diagnosis import read_thresholds, run_findings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import diagnosis_suite as suite  # noqa: E402
@@ -65,3 +70,26 @@ def test_run_findings_rediagnoses_under_other_thresholds(tmp_path):
     assert {f.kind for f in default} and all(f.kind in written for f in default)
     strict = run_findings(tmp_path / "run", dataclasses.replace(Thresholds(), trivial_stuck=-10.0))
     assert "trivial_solution" not in {f.kind for f in strict}
+
+    # The same through a calibration record and `pinnsketch diagnose --thresholds`.
+    record = tmp_path / "thresholds.json"
+    record.write_text(json.dumps({"commit": "x", "seeds": [0], "mechanisms": {
+        "trivial_solution": {"fields": ["trivial_stuck"], "value": [-10.0]},
+        "conflict": {"fields": ["conflict", "conflict_stall"], "value": None}}}))
+    assert read_thresholds(record) == dataclasses.replace(Thresholds(), trivial_stuck=-10.0)
+    assert cli_main(["diagnose", str(tmp_path / "run"), "--thresholds", str(record)]) == 0
+    kinds = {f["mechanism"] for f in json.loads(
+        (tmp_path / "run" / "diagnosis.json").read_text())["findings"]}
+    assert kinds == {f.kind for f in strict}
+
+
+def test_a_threshold_record_with_an_unknown_field_or_no_mechanisms_is_refused(tmp_path):
+    record = tmp_path / "thresholds.json"
+    record.write_text(json.dumps({"mechanisms": {"x": {"fields": ["stuk"], "value": [0.5]}}}))
+    with pytest.raises(ConfigError, match="unknown threshold.*stuk.*allowed:.*stuck"):
+        read_thresholds(record)
+    record.write_text(json.dumps({"thresholds": {}}))
+    with pytest.raises(ConfigError, match="not a calibration record"):
+        read_thresholds(record)
+    with pytest.raises(ConfigError, match="not a calibration record"):
+        read_thresholds(tmp_path / "missing.json")

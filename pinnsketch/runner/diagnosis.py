@@ -2,6 +2,7 @@
 ``plots/monitor_*.png``."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -14,7 +15,8 @@ from pinnsketch.plots import monitor_figures
 from pinnsketch.runner.resume import saved_config
 from pinnsketch.runner.run_dir import RunDir
 
-__all__ = ["diagnose_run", "monitor_summary", "run_findings", "run_record", "write_report"]
+__all__ = ["diagnose_run", "monitor_summary", "read_thresholds", "run_findings", "run_record",
+           "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +24,8 @@ log = logging.getLogger(__name__)
 def write_report(run_dir: str | Path, monitor: SketchMonitor,
                  metrics: Sequence[Mapping[str, Any]] = (), *,
                  weights: Mapping[str, float] | None = None,
-                 figures: bool | None = None) -> str:
+                 figures: bool | None = None,
+                 thresholds: Thresholds = Thresholds()) -> str:
     """Diagnose ``monitor``; write ``RUN_DIR/diagnosis.md``, ``diagnosis.json`` (and the
     monitor figures).
 
@@ -34,6 +37,7 @@ def write_report(run_dir: str | Path, monitor: SketchMonitor,
             of ``RUN_DIR/config.yaml`` (or all 1).
         figures: draw ``plots/monitor_*.png``; default ``output.plots`` of the run's config
             (or True without one).
+        thresholds: the decision thresholds (:func:`read_thresholds` reads calibrated ones).
 
     Returns:
         The Markdown written.
@@ -46,7 +50,8 @@ def write_report(run_dir: str | Path, monitor: SketchMonitor,
         figures = config.output.plots if config is not None else True
     history = monitor.history_view()
     weights = history.weights_in_force(weights)  # adaptive ones as last recorded
-    findings = diagnose(history, weights, metrics=metrics, summary=folder.read_summary(),
+    findings = diagnose(history, weights, thresholds, metrics=metrics,
+                        summary=folder.read_summary(),
                         causal_chunks=config.train.causal.chunks if config is not None else 0)
     paths = []
     if figures:
@@ -74,14 +79,42 @@ def monitor_summary(monitor: SketchMonitor) -> dict[str, Any]:
             "layers": memory["layers"]}
 
 
-def diagnose_run(run_dir: str | Path) -> str:
-    """Rebuild the monitor of a run from its checkpoint, rewrite its report, return it.
+def diagnose_run(run_dir: str | Path, thresholds: Thresholds = Thresholds()) -> str:
+    """Rebuild the monitor of a run from its checkpoint, rewrite its report under
+    ``thresholds``, return it.
 
     Raises:
         ConfigError: not a run folder, or the run was not monitored.
     """
     folder = RunDir(run_dir)
-    return write_report(folder.path, _saved_monitor(folder), folder.read_metrics())
+    return write_report(folder.path, _saved_monitor(folder), folder.read_metrics(),
+                        thresholds=thresholds)
+
+
+def read_thresholds(path: str | Path) -> Thresholds:
+    """The thresholds of a calibration record (``benchmarks/diagnosis_suite.py calibrate``
+    writes one: ``{"mechanisms": {name: {"fields": [...], "value": [...] or null}}}``);
+    fields the record does not set, or sets to null (no feasible value), keep their
+    defaults.
+
+    Raises:
+        ConfigError: the file is missing, not such a record, or names a field
+            :class:`Thresholds` does not have.
+    """
+    path = Path(path)
+    try:
+        rows = json.loads(path.read_text())["mechanisms"].values()
+        changes = {field: float(value) for row in rows if row["value"] is not None
+                   for field, value in zip(row["fields"], row["value"], strict=True)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ConfigError(f"--thresholds {path}: not a calibration record of the diagnosis "
+                          f"suite ({error!r})") from None
+    known = {f.name for f in dataclasses.fields(Thresholds)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise ConfigError(f"--thresholds {path}: unknown threshold(s) {', '.join(unknown)}; "
+                          f"allowed: {', '.join(sorted(known))}")
+    return dataclasses.replace(Thresholds(), **changes)
 
 
 def run_findings(run_dir: str | Path, thresholds: Thresholds = Thresholds()) -> list[Finding]:
