@@ -201,11 +201,13 @@ def choose(found: dict[str, list[bool]], positives: Sequence[str], negatives: Se
 
 
 def calibrate_on(folders: dict[str, Path], labels: dict[str, str | None],
-                 skip: str | None = None) -> dict[str, dict]:
-    """Per mechanism: the chosen threshold and its counts on these runs (``skip``: leave out
-    that scenario's runs)."""
+                 skip: str | None = None, mechanisms: Sequence[str] = tuple(PARAMETERS)
+                 ) -> dict[str, dict]:
+    """Per mechanism (of ``mechanisms``): the chosen threshold and its counts on these runs
+    (``skip``: leave out that scenario's runs)."""
     out = {}
-    for mechanism, (fields, grid) in PARAMETERS.items():
+    for mechanism in mechanisms:
+        fields, grid = PARAMETERS[mechanism]
         kept = {n: f for n, f in folders.items() if not skip or not n.startswith(skip + "-")}
         found = decisions(kept, mechanism)
         positives = [n for n in kept if labels[n] == mechanism]
@@ -288,7 +290,7 @@ def loso(args: argparse.Namespace) -> None:
     print("| left out | mechanism | threshold without it | detected on its held-out runs |"
           "\n|---|---|---|---|")
     for name, case in SCENARIOS.items():
-        table = calibrate_on(calibration, labels_c, skip=name)
+        table = calibrate_on(calibration, labels_c, skip=name, mechanisms=[case.mechanism])
         row = table[case.mechanism]
         thresholds = at(row["fields"], row["value"])
         mine = [n for n in held if n.startswith(name + "-")]

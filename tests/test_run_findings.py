@@ -17,7 +17,8 @@ from pinnsketch.diagnosis import diagnose
 from pinnsketch.diagnosis.run_rules import (causality_violation, ill_conditioning,
                                             optimizer_stall, second_order_phase,
                                             spectral_bias)
-from pinnsketch.runner.remedy import remedy_overrides
+from pinnsketch.runner.remedy import remedy_overrides, rerun_with_remedies
+from pinnsketch.training.trainer import Trainer
 from pinnsketch.training.evaluation import residual_by_time
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,16 +78,22 @@ def test_remedy_overrides_keep_the_first_value_of_each_key():
     assert skipped == ["train.weights.bc=1 (trivial_solution; kept train.weights.bc=10 of imbalance)"]
 
 
-def test_a_stalled_quasi_newton_phase_is_found_and_rerun_with_its_remedy(tmp_path, capsys):
-    """A tolerance_change so large that torch's L-BFGS stops at its first step with the
-    gradient far from zero: the record says so, the finding names the dense phase, and
-    --rerun trains with it and reports both errors."""
-    config = pinnsketch.load_config(
+def stalled_lbfgs_config():
+    """Monitored float64 Burgers whose L-BFGS stops at its first step (a tolerance_change
+    so large that any step passes it): an optimizer stall with the gradient far from zero."""
+    return pinnsketch.load_config(
         ROOT / "problems" / "burgers.yaml",
         tiny_overrides(10, 20, eval_every=5) + [
             "train.quasi_newton=lbfgs", "train.lbfgs_tolerance_change=1e3",
             "model.hard_constraints=false", "monitor.enabled=true", "monitor.every=1",
             "output.plots=false", "train.dtype=float64"])
+
+
+def test_a_stalled_quasi_newton_phase_is_found_and_rerun_with_its_remedy(tmp_path, capsys):
+    """A tolerance_change so large that torch's L-BFGS stops at its first step with the
+    gradient far from zero: the record says so, the finding names the dense phase, and
+    --rerun trains with it and reports both errors."""
+    config = stalled_lbfgs_config()
     run = pinnsketch.train(config, out=tmp_path / "run")
     assert run.summary["stop_reasons"]["lbfgs"].startswith("step tolerance")
     assert run.summary["stop_gradient"] > 1e-6
@@ -105,6 +112,43 @@ def test_a_stalled_quasi_newton_phase_is_found_and_rerun_with_its_remedy(tmp_pat
     rerun = pinnsketch.load_config(tmp_path / "fixed" / "config.yaml")
     assert rerun.train.quasi_newton == "ssbroyden2" and rerun.train.adam_steps == 10
     assert cli_main(["diagnose", str(tmp_path / "run"), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_an_interrupted_rerun_is_continued_exactly_and_a_finished_one_is_kept(tmp_path,
+                                                                             monkeypatch):
+    """Ctrl-C during ``diagnose --rerun`` leaves a checkpoint; the same command again
+    continues it and ends where an uninterrupted rerun ends, bit for bit. A finished rerun
+    is never trained over."""
+    config = stalled_lbfgs_config()
+    pinnsketch.train(config, out=tmp_path / "run")
+    whole = rerun_with_remedies(tmp_path / "run", tmp_path / "whole")
+    original = Trainer.adam_step
+
+    def interrupted_step(self, stop=False):
+        out = original(self, stop)
+        if self.step == 6:
+            raise KeyboardInterrupt
+        return out
+
+    monkeypatch.setattr(Trainer, "adam_step", interrupted_step)
+    with pytest.raises(KeyboardInterrupt):
+        rerun_with_remedies(tmp_path / "run", tmp_path / "cut")
+    monkeypatch.setattr(Trainer, "adam_step", original)
+    assert (tmp_path / "cut" / "checkpoint.pt").is_file()
+    assert not (tmp_path / "cut" / "remedy.json").exists()
+    continued = rerun_with_remedies(tmp_path / "run", tmp_path / "cut")
+    assert continued["overrides"] == whole["overrides"] == ["train.quasi_newton=ssbroyden2"]
+    assert continued["rel_l2_after"] == whole["rel_l2_after"]
+    summaries = [json.loads((tmp_path / name / "summary.json").read_text())
+                 for name in ("whole", "cut")]
+    assert summaries[0]["steps"] == summaries[1]["steps"] > 6
+    assert summaries[0]["stop_reasons"] == summaries[1]["stop_reasons"]
+    with pytest.raises(pinnsketch.ConfigError, match="holds a finished rerun"):
+        rerun_with_remedies(tmp_path / "run", tmp_path / "cut")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(pinnsketch.ConfigError, match="not empty"):
+        rerun_with_remedies(tmp_path / "run", tmp_path / "other")
 
 
 def test_the_residual_profile_is_the_mean_square_per_time_slab():

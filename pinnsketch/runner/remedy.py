@@ -4,6 +4,7 @@ reference: it judges the remedy, never the finding)."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from pinnsketch.runner.run_dir import RunDir
 from pinnsketch.runner.session import train
 
 __all__ = ["remedy_overrides", "rerun_with_remedies"]
+
+log = logging.getLogger(__name__)
 
 
 def remedy_overrides(findings: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
@@ -36,12 +39,17 @@ def rerun_with_remedies(run_dir: str | Path, out: str | Path | None = None) -> d
     """Train ``RUN_DIR``'s config with the remedies of its ``diagnosis.json`` into ``out``
     (default ``RUN_DIR-remedied``) and write ``out/remedy.json``.
 
+    A rerun that was interrupted (``out`` holds a checkpoint but no ``remedy.json``) is
+    continued from its checkpoint, as ``pinnsketch run --resume`` would; a finished one is
+    never overwritten.
+
     Returns:
         ``{"run": RUN_DIR, "out": out, "overrides": [...], "skipped": [...],
         "findings": [mechanism, ...], "rel_l2_before", "rel_l2_after"}``.
 
     Raises:
-        ConfigError: no diagnosis, no finding with a remedy, or ``out`` not empty.
+        ConfigError: no diagnosis, no finding with a remedy, ``out`` holds a finished
+            rerun, or ``out`` is neither empty nor an interrupted rerun of this remedy.
     """
     folder = RunDir(run_dir)
     if not folder.diagnosis_json_path.is_file():
@@ -53,10 +61,18 @@ def rerun_with_remedies(run_dir: str | Path, out: str | Path | None = None) -> d
         raise ConfigError(f"{run_dir}: no finding carries a remedy the toolkit can apply "
                           f"(findings: {kinds})")
     out = Path(out) if out is not None else folder.path.with_name(folder.path.name + "-remedied")
-    if out.exists() and any(out.iterdir()):
+    rerun = RunDir(out)
+    if (out / "remedy.json").is_file():
+        raise ConfigError(f"--out {out}: holds a finished rerun (remedy.json); choose another "
+                          f"folder")
+    interrupted = rerun.checkpoint_path.is_file()
+    if out.exists() and any(out.iterdir()) and not interrupted:
         raise ConfigError(f"--out {out}: folder exists and is not empty")
     config = load_config(folder.config_path, overrides)
-    run = train(config, out=out)
+    if interrupted:
+        log.info("%s: continuing the interrupted rerun from its checkpoint", out)
+    # Resuming checks that the checkpoint's config is this remedy's (ConfigError otherwise).
+    run = train(config, resume=out) if interrupted else train(config, out=out)
     result = {"run": str(folder.path), "out": str(out), "overrides": overrides,
               "skipped": skipped, "findings": [f["mechanism"] for f in findings],
               "rel_l2_before": folder.read_summary().get("rel_l2"),
