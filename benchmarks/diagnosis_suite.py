@@ -5,7 +5,8 @@ literature and healthy runs, thresholds calibrated on some seeds and judged on o
     python benchmarks/diagnosis_suite.py calibrate [--seeds 0 1]      # writes thresholds.json
     python benchmarks/diagnosis_suite.py evaluate  [--seeds 2 3 4] [--thresholds FILE]
     python benchmarks/diagnosis_suite.py loso      [--calibrate 0 1] [--seeds 2 3 4]
-    python benchmarks/diagnosis_suite.py remedy    [--seeds 2]
+    python benchmarks/diagnosis_suite.py remedy    [--seeds 2] [--jobs 2]
+    python benchmarks/diagnosis_suite.py ablate    [--seeds 2] [--jobs 2]
 
 ``train`` runs every scenario and healthy run (monitored) into ``--out`` (default
 ``runs/diagnosis``, one folder per run, finished ones reused). The diagnosis never sees the
@@ -26,7 +27,9 @@ on both sides). The other thresholds stay at their defaults while one is calibra
 scenario runs where it was detected, missed, and the healthy runs where it fired (false
 positives); ``loso`` calibrates without one scenario's runs and tests on them;
 ``remedy`` trains each detected held-out scenario run again with its remedies
-(:func:`pinnsketch.runner.remedy.rerun_with_remedies`) and reports rel L2 before and after.
+(:func:`pinnsketch.runner.remedy.rerun_with_remedies`) and reports rel L2 before and after;
+``ablate`` trains each remedy's quasi-Newton phase and its other overrides apart, to tell
+which part of a remedy's gain the mechanism-specific part earns.
 """
 from __future__ import annotations
 
@@ -100,8 +103,19 @@ QUARTER = ("train.steps_scale=0.25",)
 HEALTHY = {name: Case(name, QUARTER if name not in ("convection", "reaction") else (), None)
            for name in ("burgers", "poisson", "heat", "convection", "reaction", "helmholtz2d",
                         "kovasznay", "poisson_holes")}
-# Held-out variants: another width and depth of every case.
-VARIANTS = {"": (), "w48": ("model.width=48",), "d3": ("model.depth=3",)}
+# Held-out variants of every case, as functions of its config (after the case's overrides):
+# another width, and one more hidden layer than the case has (a fixed depth would make the
+# 24-deep tanh scenario shallow, and so no longer that scenario).
+VARIANTS = {"": lambda config: (),
+            "w48": lambda config: ("model.width=48",),
+            "deeper": lambda config: (f"model.depth={config.model.depth + 1}",)}
+
+
+def case_overrides(case: Case, variant: str) -> list[str]:
+    """The overrides of ``case`` in ``variant`` (before the monitor's and the seed)."""
+    config = pinnsketch.load_config(ROOT / "problems" / f"{case.config}.yaml",
+                                    list(case.overrides))
+    return [*case.overrides, *VARIANTS[variant](config)]
 
 
 
@@ -153,7 +167,7 @@ def runs(seeds: Sequence[int], only: Sequence[str] = (), variants: Sequence[str]
 
 
 def _train_one(case: Case, seed: int, variant: str, folder: Path) -> dict:
-    overrides = [*case.overrides, *VARIANTS[variant], *MONITOR, f"train.seed={seed}"]
+    overrides = [*case_overrides(case, variant), *MONITOR, f"train.seed={seed}"]
     config = pinnsketch.load_config(ROOT / "problems" / f"{case.config}.yaml", overrides)
     resume = RunDir(folder).checkpoint_path.is_file()
     run = pinnsketch.train(config, resume=folder) if resume else pinnsketch.train(config,
@@ -299,29 +313,89 @@ def loso(args: argparse.Namespace) -> None:
               f"{detected} / {len(mine)} |")
 
 
-def remedy(args: argparse.Namespace) -> None:
+def _remedied(folder: Path) -> dict:
+    """The remedy rerun of ``folder`` (``folder-remedied``): trained unless finished."""
+    out = folder.with_name(folder.name + "-remedied")
+    done = out / "remedy.json"
+    return json.loads(done.read_text()) if done.is_file() else rerun_with_remedies(folder, out)
+
+
+def _remedy_candidates(args: argparse.Namespace) -> dict[str, Path]:
+    """Held-out scenario runs whose own mechanism the frozen thresholds detect, each with its
+    diagnosis.json written under those thresholds (as `pinnsketch diagnose RUN --thresholds
+    FILE` writes it)."""
     folders, labels = _collect(args, args.seeds)
     thresholds = read_thresholds(args.thresholds)
-    print("| run | mechanism | found | remedy | rel L2 before | after | ratio |\n"
-          "|---|---|---|---|---|---|---|")
+    chosen = {}
     for name, folder in sorted(folders.items()):
-        if labels[name] is None or labels[name] not in _kinds(folder, thresholds):
-            continue
-        diagnose_run(folder, thresholds)  # its diagnosis.json, as `pinnsketch diagnose
-        # RUN --thresholds FILE` writes it
-        out = folder.with_name(folder.name + "-remedied")
-        done = out / "remedy.json"
-        result = (json.loads(done.read_text()) if done.is_file()
-                  else rerun_with_remedies(folder, out))
+        if labels[name] is not None and labels[name] in _kinds(folder, thresholds):
+            diagnose_run(folder, thresholds)
+            chosen[name] = folder
+    return chosen
+
+
+def remedy(args: argparse.Namespace) -> None:
+    chosen = _remedy_candidates(args)
+    results = dict(in_processes(_remedied, [(f,) for f in chosen.values()], args.jobs))
+    print("| run | found | remedy | rel L2 before | after | ratio |\n|---|---|---|---|---|---|")
+    for index, name in enumerate(chosen):
+        result = results[index]
         before, after = result["rel_l2_before"], result["rel_l2_after"]
-        print(f"| {name} | {labels[name]} | {', '.join(result['findings'])} | "
-              f"{' '.join(result['overrides'])} | {before:.3g} | {after:.3g} | "
-              f"{before / after:.3g} |", flush=True)
+        print(f"| {name} | {', '.join(result['findings'])} | {' '.join(result['overrides'])} "
+              f"| {before:.3g} | {after:.3g} | {before / after:.3g} |")
+
+
+# The overrides that add or change the quasi-Newton phase (the ill-conditioning, stagnation,
+# conflict and optimizer-stall remedies); the ablation trains them and the rest apart.
+SECOND_ORDER_KEYS = ("train.quasi_newton", "train.lbfgs_steps")
+
+
+def split_remedy(overrides: Sequence[str]) -> dict[str, list[str]]:
+    """``{"second_order": [...], "rest": [...]}``: ``overrides`` split by key into the
+    quasi-Newton phase's and every other finding's."""
+    second = [o for o in overrides if o.split("=", 1)[0] in SECOND_ORDER_KEYS]
+    return {"second_order": second, "rest": [o for o in overrides if o not in second]}
+
+
+def _train_arm(folder: Path, overrides: Sequence[str], out: Path) -> dict:
+    """``folder``'s config with ``overrides``, trained into ``out`` (finished: read back;
+    interrupted: continued)."""
+    if (out / "summary.json").is_file():
+        return RunDir(out).read_summary()
+    config = pinnsketch.load_config(RunDir(folder).config_path, list(overrides))
+    resume = RunDir(out).checkpoint_path.is_file()
+    run = pinnsketch.train(config, resume=out) if resume else pinnsketch.train(config, out=out)
+    return run.summary
+
+
+def ablate(args: argparse.Namespace) -> None:
+    """Each remedy (``remedy`` must have run) split into its quasi-Newton phase and the rest
+    (:func:`split_remedy`), each arm trained alone from the scenario's config; an empty arm
+    is not trained."""
+    chosen = _remedy_candidates(args)
+    full = {name: _remedied(folder) for name, folder in chosen.items()}
+    calls, where = [], []
+    for name, folder in chosen.items():
+        for arm, overrides in split_remedy(full[name]["overrides"]).items():
+            if overrides:
+                calls.append((folder, overrides, folder.with_name(f"{folder.name}-{arm}")))
+                where.append((name, arm))
+    summaries = {where[i]: s for i, s in in_processes(_train_arm, calls, args.jobs)}
+    print("| run | rel L2 before | full remedy | quasi-Newton phase only | the rest only | "
+          "the rest |\n|---|---|---|---|---|---|")
+    for name in chosen:
+        arms = {arm: summaries.get((name, arm), {}).get("rel_l2") for arm in
+                ("second_order", "rest")}
+        cells = " | ".join("-" if v is None else f"{v:.3g}" for v in arms.values())
+        rest = " ".join(split_remedy(full[name]["overrides"])["rest"]) or "-"
+        print(f"| {name} | {full[name]['rel_l2_before']:.3g} | "
+              f"{full[name]['rel_l2_after']:.3g} | {cells} | `{rest}` |", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("train", "calibrate", "evaluate", "loso", "remedy"))
+    parser.add_argument("command", choices=("train", "calibrate", "evaluate", "loso", "remedy",
+                                                  "ablate"))
     parser.add_argument("--seeds", nargs="+", type=int)
     parser.add_argument("--calibrate", nargs="+", type=int, default=[0, 1],
                         help="loso: the calibration seeds")
@@ -333,10 +407,10 @@ def main() -> None:
                         "thresholds.json")
     args = parser.parse_args()
     defaults = {"train": [0, 1, 2, 3, 4], "calibrate": [0, 1], "evaluate": [2, 3, 4],
-                "loso": [2, 3, 4], "remedy": [2]}
+                "loso": [2, 3, 4], "remedy": [2], "ablate": [2]}
     args.seeds = args.seeds or defaults[args.command]
     {"train": train, "calibrate": calibrate, "evaluate": evaluate, "loso": loso,
-     "remedy": remedy}[args.command](args)
+     "remedy": remedy, "ablate": ablate}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,26 @@ def test_confusion_counts():
                                   "in_other_scenarios": 0}
 
 
+def test_the_ablation_splits_a_remedy_into_its_quasi_newton_phase_and_the_rest():
+    remedy = ["train.weights.bc=22.6", "train.balancing.scheme=grad_norm",
+              "train.quasi_newton=ssbroyden2", "train.lbfgs_steps=1500"]
+    assert suite.split_remedy(remedy) == {
+        "second_order": ["train.quasi_newton=ssbroyden2", "train.lbfgs_steps=1500"],
+        "rest": ["train.weights.bc=22.6", "train.balancing.scheme=grad_norm"]}
+    # A key that merely starts like a second-order one is not one.
+    assert suite.split_remedy(["train.quasi_newton_every=5"])["rest"] == [
+        "train.quasi_newton_every=5"]
+    assert suite.split_remedy(["train.quasi_newton=ssbroyden2"])["rest"] == []
+
+
+def test_the_depth_variant_adds_a_layer_to_each_case_deep_tanh_included():
+    deep = suite.case_overrides(suite.SCENARIOS["deep_tanh"], "deeper")
+    assert deep[-1] == "model.depth=25" and "model.depth=24" in deep  # the later one wins
+    assert pinnsketch.load_config(ROOT / "problems" / "burgers_healthy.yaml", deep).model.depth == 25
+    assert suite.case_overrides(suite.HEALTHY["poisson"], "deeper")[-1] == "model.depth=4"
+    assert suite.case_overrides(suite.HEALTHY["poisson"], "") == list(suite.QUARTER)
+
+
 def test_every_scenario_names_a_calibrated_mechanism_and_a_shipped_config():
     for name, case in {**suite.SCENARIOS, **suite.HEALTHY}.items():
         assert (ROOT / "problems" / f"{case.config}.yaml").is_file(), name

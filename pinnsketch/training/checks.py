@@ -347,7 +347,9 @@ def _check_dense_hessian(config: RunConfig, problem: Problem) -> None:
             f"train.quasi_newton: {train.quasi_newton!r} keeps a dense inverse Hessian of "
             f"{n} parameters ({mib:.0f} MiB), above train.max_hessian_mib "
             f"({train.max_hessian_mib:g}); use a smaller network, raise the limit, or "
-            f"train.quasi_newton: lbfgs (O(p) memory)")
+            f"train.quasi_newton: lbfgs (O(p) memory)"
+            + (" (train.lbfgs_steps is 0, but the phase's optimiser is built all the same, "
+               "and a resume may extend the phase)" if train.lbfgs_steps == 0 else ""))
 
 
 def _check_shape(name: str, method: str, value, expected: tuple[int, ...]) -> None:
