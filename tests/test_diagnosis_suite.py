@@ -39,14 +39,16 @@ def test_choice_is_the_middle_of_the_best_values_without_false_positives():
 def test_no_scenario_carries_the_remedy_its_shipped_config_has():
     # wave.yaml ships NTK weights and allen_cahn.yaml causal training with embeddings: the
     # conflict and causality scenarios must still train without them.
-    configs = {name: pinnsketch.load_config(ROOT / "problems" / f"{case.config}.yaml",
-                                            suite.case_overrides(case, ""))
-               for name, case in suite.SCENARIOS.items()}
+    def scenario(name):
+        case = suite.SCENARIOS[name]
+        return pinnsketch.load_config(ROOT / "problems" / f"{case.config}.yaml",
+                                      suite.case_overrides(case, ""))
+
     assert pinnsketch.load_config(ROOT / "problems" / "wave.yaml").train.balancing.scheme == "ntk"
-    assert configs["wave_soft"].train.balancing.scheme == "none"
+    assert scenario("wave_soft").train.balancing.scheme == "none"
     shipped = pinnsketch.load_config(ROOT / "problems" / "allen_cahn.yaml")
     assert shipped.train.causal.chunks > 0 and shipped.model.periodic
-    plain = configs["allen_cahn_adam"]
+    plain = scenario("allen_cahn_adam")
     assert (plain.train.causal.chunks, dict(plain.model.periodic),
             plain.model.fourier.features) == (0, {}, 0)
 
